@@ -1,0 +1,3 @@
+from video_upload.cli import main
+
+raise SystemExit(main())

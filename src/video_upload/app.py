@@ -1,0 +1,112 @@
+"""The application factory: settings in, a ready ASGI app out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from video_upload import __version__
+from video_upload.api import sessions, uploads, videos
+from video_upload.api.errors import install_error_handlers
+from video_upload.auth import Authenticator
+from video_upload.config import Settings
+from video_upload.db.engine import create_engine, create_session_factory
+from video_upload.middleware import MethodOverrideMiddleware
+from video_upload.storage.base import StorageError, UploadStore
+from video_upload.storage.factory import open_store
+from video_upload.tus import constants as tus
+from video_upload.tus import routes as tus_routes
+from video_upload.uploads.service import Clock, UploadService, utcnow
+from video_upload.web import Services, services_of
+
+log = logging.getLogger(__name__)
+
+StoreOpener = Callable[[Settings], Awaitable[UploadStore]]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store_opener: StoreOpener = open_store,
+    clock: Clock = utcnow,
+) -> FastAPI:
+    settings = settings or Settings()
+    authenticator = Authenticator(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.resolved_database_url)
+        store = await store_opener(settings)
+        sessions_factory = create_session_factory(engine)
+        app.state.services = Services(
+            settings=settings,
+            engine=engine,
+            sessions=sessions_factory,
+            store=store,
+            authenticator=authenticator,
+            uploads=UploadService(settings, sessions_factory, store, clock=clock),
+        )
+        try:
+            yield
+        finally:
+            await store.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="video-upload",
+        version=__version__,
+        summary="Resumable video uploads (tus 1.0.0) for practice sessions",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(tus_routes.router)
+    app.include_router(uploads.router)
+    app.include_router(videos.router)
+    app.include_router(sessions.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        services = services_of_app(app)
+        problems: dict[str, str] = {}
+        try:
+            async with services.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as error:  # any failure means "not ready", never a 500
+            problems["database"] = type(error).__name__
+        try:
+            await services.store.check()
+        except StorageError as error:
+            problems["storage"] = str(error)
+        if problems:
+            return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=list(tus.ALLOWED_METHODS),
+        allow_headers=list(tus.ALLOWED_HEADERS),
+        expose_headers=list(tus.EXPOSED_HEADERS),
+        max_age=86400,
+    )
+    app.add_middleware(MethodOverrideMiddleware)
+    return app
+
+
+def services_of_app(app: FastAPI) -> Services:
+    services = app.state.services
+    assert isinstance(services, Services)
+    return services
+
+
+__all__ = ["create_app", "services_of"]

@@ -1,0 +1,75 @@
+"""The one typed settings object, read from the environment (and an optional `.env`).
+
+The app factory builds it (or receives one from a test) and passes it down; nothing reads the
+environment anywhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+S3_MIN_PART_SIZE = 5 * MIB
+
+
+class Settings(BaseSettings):
+    """Service configuration; every field maps to the upper-case environment variable."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    storage_backend: Literal["local", "s3"] = "local"
+    local_storage_path: Path = Path("./data/uploads")
+
+    max_video_size_mb: int = Field(default=500, gt=0)
+    max_video_duration_minutes: float = Field(default=5, gt=0)
+    upload_expiration_hours: float = Field(default=24, gt=0)
+    upload_chunk_size: int = Field(default=5 * MIB, gt=0)
+    cleanup_interval_minutes: float = Field(default=0, ge=0)
+
+    jwt_secret: str = ""
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256"] = "HS256"
+    jwt_public_key: str = ""
+    jwt_private_key: str = ""
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+
+    cors_allow_origins: str = ""
+    trust_proxy_headers: bool = False
+
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = ""
+    aws_region: str = "us-east-1"
+    s3_bucket_name: str = "musictracker-media"
+    s3_endpoint_url: str = ""
+    s3_key_prefix: str = "uploads/"
+    s3_part_size: int = Field(default=S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE)
+
+    @field_validator("s3_key_prefix")
+    @classmethod
+    def _prefix_ends_with_slash(cls, value: str) -> str:
+        value = value.lstrip("/")
+        return value if not value or value.endswith("/") else value + "/"
+
+    @property
+    def max_upload_size(self) -> int:
+        return self.max_video_size_mb * MIB
+
+    @property
+    def max_duration_seconds(self) -> float:
+        return self.max_video_duration_minutes * 60
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'video-upload.db').as_posix()}"
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]

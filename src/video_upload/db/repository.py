@@ -1,0 +1,114 @@
+"""Metadata access: every SQL statement the service runs lives here.
+
+Writes that move an upload forward are conditional on the offset the writer started from
+(`UPDATE ... WHERE upload_offset = :expected`), so two writers on different processes or nodes can
+never both commit at the same offset: the loser sees `False` and discards its bytes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from video_upload.db.models import PracticeSession, Video
+
+
+class SessionRepository:
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def add(self, session: PracticeSession) -> PracticeSession:
+        self.db.add(session)
+        await self.db.flush()
+        return session
+
+    async def get(self, session_id: uuid.UUID) -> PracticeSession | None:
+        return await self.db.get(PracticeSession, session_id)
+
+
+class VideoRepository:
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def add(self, video: Video) -> Video:
+        self.db.add(video)
+        await self.db.flush()
+        return video
+
+    async def by_upload_id(self, upload_id: str) -> Video | None:
+        result = await self.db.execute(select(Video).where(Video.upload_id == upload_id))
+        return result.scalar_one_or_none()
+
+    async def by_upload_ids(self, upload_ids: Sequence[str]) -> list[Video]:
+        result = await self.db.execute(select(Video).where(Video.upload_id.in_(upload_ids)))
+        return list(result.scalars())
+
+    async def by_id(self, video_id: uuid.UUID) -> Video | None:
+        return await self.db.get(Video, video_id)
+
+    async def in_session(self, session_id: uuid.UUID) -> list[Video]:
+        result = await self.db.execute(
+            select(Video)
+            .where(Video.session_id == session_id, Video.concat.is_distinct_from("partial"))
+            .order_by(Video.created_at)
+        )
+        return list(result.scalars())
+
+    async def advance(
+        self,
+        upload_id: str,
+        *,
+        expected_offset: int,
+        values: dict[str, Any],
+    ) -> bool:
+        """Apply `values` only if the upload still stands at `expected_offset`."""
+        result = await self.db.execute(
+            update(Video)
+            .where(Video.upload_id == upload_id, Video.upload_offset == expected_offset)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def unfinished_finals(self, user_id: str) -> list[Video]:
+        result = await self.db.execute(
+            select(Video).where(
+                Video.user_id == user_id,
+                Video.concat == "final",
+                Video.upload_completed.is_(False),
+            )
+        )
+        return list(result.scalars())
+
+    async def update(self, upload_id: str, values: dict[str, Any]) -> None:
+        await self.db.execute(
+            update(Video)
+            .where(Video.upload_id == upload_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def remove(self, upload_id: str) -> None:
+        await self.db.execute(delete(Video).where(Video.upload_id == upload_id))
+
+    async def expired(self, now: datetime, limit: int) -> list[Video]:
+        result = await self.db.execute(
+            select(Video)
+            .where(
+                Video.upload_completed.is_(False),
+                Video.status != "expired",
+                Video.upload_expires_at < now,
+            )
+            .order_by(Video.upload_expires_at)
+            .limit(limit)
+        )
+        return list(result.scalars())
+
+    async def known_storage_keys(self, keys: Sequence[str]) -> set[str]:
+        result = await self.db.execute(select(Video.storage_key).where(Video.storage_key.in_(keys)))
+        return set(result.scalars())

@@ -1,0 +1,127 @@
+"""The storage seam: what the upload service needs from a place that keeps bytes.
+
+A store owns bytes and nothing else; offsets, lengths, limits, checksums and ownership belong to
+the service above it, and HTTP to the protocol layer above that. The metadata database is the
+single source of truth: a store hands back a small JSON-serialisable `state` after every write,
+the service commits it together with the new offset, and the next call gets that committed state
+back. A write that was never committed (a crash, a checksum mismatch, a lost race) is therefore
+simply forgotten: stores must make writes at an offset idempotent, so that the next write from the
+committed offset overwrites whatever an abandoned one left behind.
+
+Optional capabilities (concatenation, orphan listing) are separate protocols, so the protocol
+layer can advertise exactly what the configured store supports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+ByteStream = AsyncIterator[bytes]
+StoreState = dict[str, Any]
+
+
+class StorageError(Exception):
+    """A store could not do its job; `retryable` says whether the same request may succeed later.
+
+    Stores translate every foreign error (botocore, OSError) into this at their boundary.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    """What the metadata database knows about an upload's bytes: the committed view."""
+
+    key: str
+    offset: int
+    state: StoreState = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The outcome of one `write`: how far the bytes now reach, and the state to commit with it."""
+
+    offset: int
+    state: StoreState
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """An inclusive byte range of a finished upload, as HTTP Range requests express it."""
+
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+class UploadStore(Protocol):
+    """The core capability every store has."""
+
+    async def create(self, key: str) -> StoreState:
+        """Prepare an empty upload under `key` (a server-made id, never user input)."""
+        ...
+
+    async def write(self, upload: StoredUpload, stream: ByteStream) -> WriteResult:
+        """Append every byte of `stream` at `upload.offset`.
+
+        Returns only once the bytes are durably stored (or staged) so that committing the
+        result cannot claim bytes the store does not hold. Memory stays bounded by one part
+        buffer whatever the stream's length. The stream ends normally when the client goes away;
+        what arrived until then is kept like any other bytes.
+        """
+        ...
+
+    async def discard(self, committed: StoredUpload, abandoned: WriteResult) -> None:
+        """Clean up after a write whose result will not be committed (best effort)."""
+        ...
+
+    async def finish(self, upload: StoredUpload) -> StoreState:
+        """Seal an upload whose every byte has arrived (`upload.offset` is its length)."""
+        ...
+
+    async def terminate(self, upload: StoredUpload) -> None:
+        """Delete everything the upload holds, finished or not. Idempotent."""
+        ...
+
+    def read(self, upload: StoredUpload, byte_range: ByteRange) -> ByteStream:
+        """Stream a range of a finished upload."""
+        ...
+
+    async def check(self) -> None:
+        """Raise StorageError unless the store is reachable (readiness probe)."""
+        ...
+
+    async def close(self) -> None:
+        """Release long-lived clients."""
+        ...
+
+
+@runtime_checkable
+class ConcatenatingStore(Protocol):
+    """A store that can build one finished upload out of several finished partial uploads."""
+
+    async def concatenate(self, key: str, parts: Sequence[StoredUpload]) -> StoreState:
+        """Create the finished upload `key` holding the bytes of `parts`, in order."""
+        ...
+
+
+@runtime_checkable
+class OrphanListingStore(Protocol):
+    """A store that can find storage no metadata row knows (after crashes), for cleanup."""
+
+    async def list_keys(self, older_than: datetime) -> list[str]:
+        """Keys of uploads (finished or not) last written before `older_than`."""
+        ...
+
+    async def remove_key(self, key: str) -> None:
+        """Delete everything stored under `key`."""
+        ...

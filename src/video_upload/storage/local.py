@@ -1,0 +1,181 @@
+"""The embedded default store: one file per upload in a local directory.
+
+Layout: `<root>/<key>` holds the bytes of upload `key` (keys are server-made ids, never file
+names from clients). A write first cuts the file back to the committed offset, so bytes an
+abandoned write left behind (a crash before the metadata commit, a failed checksum) are dropped
+and the client's resend lands exactly where the database says the upload stands.
+
+Writes go through a buffer of at most `buffer_size` bytes, and each write ends with an fsync, so
+a committed offset never claims bytes that a power cut could still take away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from video_upload.storage.base import (
+    ByteRange,
+    ByteStream,
+    StorageError,
+    StoredUpload,
+    StoreState,
+    WriteResult,
+)
+
+READ_CHUNK = 256 * 1024
+
+
+class LocalStore:
+    """Keeps uploads as files under one directory."""
+
+    def __init__(self, root: Path, *, buffer_size: int = 1024 * 1024) -> None:
+        self.root = root
+        self.buffer_size = buffer_size
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, key: str) -> Path:
+        if not key or "/" in key or "\\" in key or key.startswith("."):
+            raise StorageError(f"invalid storage key {key!r}", retryable=False)
+        return self.root / key
+
+    async def create(self, key: str) -> StoreState:
+        path = self.path_for(key)
+        try:
+            path.touch(exist_ok=False)
+        except OSError as error:
+            raise StorageError(f"cannot create upload file: {error.strerror}") from error
+        return {}
+
+    async def write(self, upload: StoredUpload, stream: ByteStream) -> WriteResult:
+        path = self.path_for(upload.key)
+        try:
+            fd = os.open(path, os.O_WRONLY)
+        except FileNotFoundError as error:
+            raise StorageError("upload file is missing", retryable=False) from error
+        except OSError as error:
+            raise StorageError(f"cannot open upload file: {error.strerror}") from error
+        offset = upload.offset
+        try:
+            os.ftruncate(fd, upload.offset)
+            os.lseek(fd, upload.offset, os.SEEK_SET)
+            pending: list[bytes] = []
+            pending_size = 0
+            async for chunk in stream:
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= self.buffer_size:
+                    offset += _write_all(fd, pending)
+                    pending, pending_size = [], 0
+            offset += _write_all(fd, pending)
+            await asyncio.to_thread(os.fsync, fd)
+        except OSError as error:
+            raise StorageError(f"cannot write upload file: {error.strerror}") from error
+        finally:
+            os.close(fd)
+        return WriteResult(offset=offset, state=dict(upload.state))
+
+    async def discard(self, committed: StoredUpload, abandoned: WriteResult) -> None:
+        with contextlib.suppress(OSError):  # the next write truncates anyway
+            os.truncate(self.path_for(committed.key), committed.offset)
+
+    async def finish(self, upload: StoredUpload) -> StoreState:
+        try:
+            os.truncate(self.path_for(upload.key), upload.offset)
+        except OSError as error:
+            raise StorageError(f"cannot finish upload file: {error.strerror}") from error
+        return dict(upload.state)
+
+    async def terminate(self, upload: StoredUpload) -> None:
+        await self.remove_key(upload.key)
+
+    async def read(self, upload: StoredUpload, byte_range: ByteRange) -> ByteStream:
+        path = self.path_for(upload.key)
+        try:
+            handle = await asyncio.to_thread(path.open, "rb")
+        except OSError as error:
+            raise StorageError(f"cannot read upload file: {error.strerror}") from error
+        try:
+            handle.seek(byte_range.start)
+            remaining = byte_range.length
+            while remaining > 0:
+                data = await asyncio.to_thread(handle.read, min(READ_CHUNK, remaining))
+                if not data:
+                    raise StorageError("upload file is shorter than its recorded size")
+                remaining -= len(data)
+                yield data
+        finally:
+            handle.close()
+
+    async def concatenate(self, key: str, parts: Sequence[StoredUpload]) -> StoreState:
+        target = self.path_for(key)
+        sources = [(self.path_for(part.key), part.offset) for part in parts]
+        try:
+            await asyncio.to_thread(_concatenate_files, target, sources)
+        except OSError as error:
+            raise StorageError(f"cannot concatenate uploads: {error.strerror}") from error
+        return {}
+
+    async def list_keys(self, older_than: datetime) -> list[str]:
+        cutoff = older_than.timestamp()
+        keys = []
+        for entry in os.scandir(self.root):
+            if (
+                entry.is_file()
+                and not entry.name.startswith(".")
+                and entry.stat().st_mtime < cutoff
+            ):
+                keys.append(entry.name)
+        return keys
+
+    async def remove_key(self, key: str) -> None:
+        try:
+            self.path_for(key).unlink(missing_ok=True)
+        except OSError as error:
+            raise StorageError(f"cannot delete upload file: {error.strerror}") from error
+
+    async def check(self) -> None:
+        if not os.access(self.root, os.W_OK):
+            raise StorageError(f"storage directory {self.root} is not writable")
+
+    async def close(self) -> None:
+        return None
+
+
+def _write_all(fd: int, chunks: list[bytes]) -> int:
+    """Write the chunks with one system call where possible; returns the bytes written."""
+    total = 0
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+            total += written
+    return total
+
+
+def _concatenate_files(target: Path, sources: list[tuple[Path, int]]) -> None:
+    with target.open("wb") as out:
+        for path, size in sources:
+            with path.open("rb") as source:
+                copied = _copy_exactly(source, out, size)
+                if copied != size:
+                    raise OSError(0, f"partial upload {path.name} is shorter than recorded")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _copy_exactly(source: BinaryIO, out: BinaryIO, size: int) -> int:
+    remaining = size
+    while remaining > 0:
+        data = source.read(min(1024 * 1024, remaining))
+        if not data:
+            break
+        out.write(data)
+        remaining -= len(data)
+    return size - remaining

@@ -1,0 +1,501 @@
+"""The upload lifecycle: create, write, inspect, finish and terminate uploads.
+
+This is where the rules live (ownership, offsets, lengths, limits, checksums, expiry), and
+the only place that joins the metadata database and the byte store. It knows nothing of HTTP:
+the tus and REST layers translate requests into these calls and `ServiceError`s into answers.
+
+Durability rule: bytes go to the store first and the offset is committed after, with a
+conditional update on the offset the write started from. The database therefore never claims
+bytes the store does not hold, and of two racing writers only one can commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from video_upload.checksums import ExpectedChecksum
+from video_upload.config import Settings
+from video_upload.db.models import Video
+from video_upload.db.repository import SessionRepository, VideoRepository
+from video_upload.errors import (
+    ERR_CHECKSUM_MISMATCH,
+    ERR_DATABASE_UNAVAILABLE,
+    ERR_EXCEEDS_LENGTH,
+    ERR_FINAL_UPLOAD_PATCH,
+    ERR_FORBIDDEN,
+    ERR_INVALID_CONCAT,
+    ERR_INVALID_LENGTH,
+    ERR_LENGTH_MISMATCH,
+    ERR_OFFSET_MISMATCH,
+    ERR_SESSION_NOT_FOUND,
+    ERR_STORAGE_FAILED,
+    ERR_STORAGE_UNAVAILABLE,
+    ERR_TOO_LARGE,
+    ERR_UPLOAD_GONE,
+    ERR_UPLOAD_NOT_FOUND,
+    ServiceError,
+)
+from video_upload.storage.base import StorageError, StoredUpload, UploadStore, WriteResult
+from video_upload.uploads.locks import UploadLocks
+from video_upload.uploads.media import display_name, video_content_type
+from video_upload.uploads.streams import GuardedBody
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class NewUpload:
+    """What a client asks for when it creates an upload."""
+
+    length: int | None
+    raw_metadata: str | None = None
+    metadata: dict[str, str | None] = field(default_factory=dict)
+    partial: bool = False
+    declared_duration_seconds: float | None = None
+    content_type: str | None = None
+    require_video_type: bool = False
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One PATCH (or creation-with-upload body) on its way in."""
+
+    offset: int
+    body: AsyncIterator[bytes]
+    content_length: int | None = None
+    declared_length: int | None = None
+    checksum: ExpectedChecksum | None = None
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    video: Video
+    disconnected: bool
+
+
+def stored(video: Video) -> StoredUpload:
+    return StoredUpload(
+        key=video.storage_key, offset=video.upload_offset, state=video.upload_metadata
+    )
+
+
+class UploadService:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        store: UploadStore,
+        *,
+        locks: UploadLocks | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.store = store
+        self.locks = locks or UploadLocks()
+        self.clock = clock
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def next_expiry(self) -> datetime:
+        return self.clock() + timedelta(hours=self.settings.upload_expiration_hours)
+
+    def is_expired(self, video: Video) -> bool:
+        if video.status == "expired":
+            return True
+        return (
+            not video.upload_completed
+            and video.upload_expires_at is not None
+            and video.upload_expires_at <= self.clock()
+        )
+
+    def _check_length(self, length: int) -> None:
+        if length < 0:
+            raise ERR_INVALID_LENGTH.with_message("Upload-Length must not be negative")
+        if length > self.settings.max_upload_size:
+            raise ERR_TOO_LARGE.with_message(
+                f"file exceeds the maximum upload size of {self.settings.max_upload_size} bytes",
+                max_size=self.settings.max_upload_size,
+            )
+
+    async def owned_upload(self, db: AsyncSession, user_id: str, upload_id: str) -> Video:
+        video = await VideoRepository(db).by_upload_id(upload_id)
+        if video is None:
+            raise ServiceError(ERR_UPLOAD_NOT_FOUND)
+        if video.user_id != user_id:
+            raise ERR_FORBIDDEN.with_message("this upload belongs to another user")
+        if self.is_expired(video):
+            raise ServiceError(ERR_UPLOAD_GONE)
+        return video
+
+    async def owned_session(
+        self, db: AsyncSession, user_id: str, session_id: str | None
+    ) -> uuid.UUID:
+        try:
+            parsed = uuid.UUID(session_id or "")
+        except ValueError:
+            raise ERR_SESSION_NOT_FOUND.with_message("session_id is not a known session") from None
+        session = await SessionRepository(db).get(parsed)
+        if session is None:
+            raise ServiceError(ERR_SESSION_NOT_FOUND)
+        if session.user_id != user_id:
+            raise ERR_FORBIDDEN.with_message("this practice session belongs to another user")
+        return parsed
+
+    # -- creation ------------------------------------------------------------------------
+
+    async def create(self, user_id: str, new: NewUpload) -> Video:
+        if new.length is not None:
+            self._check_length(new.length)
+        filename = display_name(new.metadata.get("filename"))
+        content_type = video_content_type(
+            new.content_type or new.metadata.get("filetype"),
+            filename,
+            required=new.require_video_type,
+        )
+        upload_id = secrets.token_hex(16)
+        now = self.clock()
+        async with self.database() as db:
+            session_id = None
+            if not new.partial:
+                session_id = await self.owned_session(db, user_id, new.metadata.get("session_id"))
+            state = await self._storage(self.store.create(upload_id))
+            video = Video(
+                id=uuid.uuid4(),
+                user_id=user_id,
+                session_id=session_id,
+                upload_id=upload_id,
+                upload_offset=0,
+                upload_length=new.length,
+                upload_completed=False,
+                upload_metadata=state,
+                upload_expires_at=self.next_expiry(),
+                tus_metadata=new.raw_metadata,
+                concat="partial" if new.partial else None,
+                storage_key=upload_id,
+                filename=filename,
+                content_type=content_type,
+                declared_duration_seconds=new.declared_duration_seconds,
+                status="pending",
+                created_at=now,
+                updated_at=now,
+            )
+            await VideoRepository(db).add(video)
+            await db.commit()
+        if new.length == 0:
+            async with self.locks.hold(upload_id):
+                video = await self._finish(video)
+        return video
+
+    async def claim_initialised(self, user_id: str, upload_id: str, length: int | None) -> Video:
+        """A tus POST aimed at an upload made by REST init: accept it as that upload's creation."""
+        async with self.database() as db:
+            video = await self.owned_upload(db, user_id, upload_id)
+        if video.concat is not None:
+            raise ERR_FORBIDDEN.with_message("a concatenation upload cannot be re-created")
+        if length is None or length != video.upload_length:
+            raise ERR_LENGTH_MISMATCH.with_message(
+                f"Upload-Length must equal the initialised file size {video.upload_length}"
+            )
+        if video.upload_offset != 0:
+            raise ERR_OFFSET_MISMATCH.with_headers(**{"Upload-Offset": str(video.upload_offset)})
+        return video
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def get(self, user_id: str, upload_id: str) -> Video:
+        async with self.database() as db:
+            return await self.owned_upload(db, user_id, upload_id)
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def write(self, user_id: str, upload_id: str, chunk: Chunk) -> WriteOutcome:
+        async with self.locks.hold(upload_id):
+            async with self.database() as db:
+                video = await self.owned_upload(db, user_id, upload_id)
+            if video.concat == "final":
+                raise ServiceError(ERR_FINAL_UPLOAD_PATCH)
+            length = self._settle_length(video, chunk.declared_length)
+            if chunk.offset != video.upload_offset:
+                raise ERR_OFFSET_MISMATCH.with_headers(
+                    **{"Upload-Offset": str(video.upload_offset)}
+                )
+            limit = (length if length is not None else self.settings.max_upload_size) - chunk.offset
+            if chunk.content_length is not None and chunk.content_length > limit:
+                raise ERR_EXCEEDS_LENGTH.with_message(
+                    f"the body of {chunk.content_length} bytes goes past the upload's length"
+                )
+            body = GuardedBody(chunk.body, limit=limit, checksum=chunk.checksum)
+            committed = stored(video)
+            result = await self._storage(self.store.write(committed, body.chunks()))
+            if body.overflowed:
+                await self._discard(committed, result)
+                raise ServiceError(ERR_EXCEEDS_LENGTH)
+            if chunk.checksum is not None and (body.disconnected or not body.checksum_matches):
+                await self._discard(committed, result)
+                if body.disconnected:
+                    return WriteOutcome(video, disconnected=True)
+                raise ServiceError(ERR_CHECKSUM_MISMATCH)
+            video = await self._commit_write(video, committed, result, length)
+            if length is not None and video.upload_offset == length:
+                video = await self._finish(video)
+        if video.concat == "partial" and video.upload_completed:
+            await self._finals_waiting_for(video)
+        return WriteOutcome(video, disconnected=body.disconnected)
+
+    def _settle_length(self, video: Video, declared: int | None) -> int | None:
+        if declared is None:
+            return video.upload_length
+        if video.upload_length is None:
+            self._check_length(declared)
+            if declared < video.upload_offset:
+                raise ERR_INVALID_LENGTH.with_message("Upload-Length is below the current offset")
+            return declared
+        if declared != video.upload_length:
+            raise ERR_INVALID_LENGTH.with_message("Upload-Length cannot be changed once set")
+        return declared
+
+    async def _commit_write(
+        self, video: Video, committed: StoredUpload, result: WriteResult, length: int | None
+    ) -> Video:
+        now = self.clock()
+        values: dict[str, Any] = {
+            "upload_offset": result.offset,
+            "upload_metadata": result.state,
+            "upload_length": length,
+            "upload_expires_at": self.next_expiry(),
+            "status": "uploading",
+            "updated_at": now,
+        }
+        try:
+            async with self.database() as db:
+                advanced = await VideoRepository(db).advance(
+                    video.upload_id, expected_offset=committed.offset, values=values
+                )
+                await db.commit()
+        except ServiceError:
+            await self._discard(committed, result)
+            raise
+        if not advanced:
+            await self._discard(committed, result)
+            raise ERR_OFFSET_MISMATCH.with_message("another request wrote to this upload first")
+        for name, value in values.items():
+            setattr(video, name, value)
+        return video
+
+    async def _finish(self, video: Video) -> Video:
+        """Seal an upload whose every byte has arrived. Safe to repeat."""
+        if video.upload_completed:
+            return video
+        state = await self._storage(self.store.finish(stored(video)))
+        now = self.clock()
+        values: dict[str, Any] = {
+            "upload_metadata": state,
+            "upload_completed": True,
+            "upload_expires_at": None,
+            "status": "uploaded",
+            "updated_at": now,
+        }
+        async with self.database() as db:
+            await VideoRepository(db).update(video.upload_id, values)
+            await db.commit()
+        for name, value in values.items():
+            setattr(video, name, value)
+        return video
+
+    async def ensure_finished(self, video: Video) -> Video:
+        """Finish an upload whose bytes all arrived but whose sealing was interrupted."""
+        if video.upload_completed or video.upload_length is None:
+            return video
+        if video.upload_offset != video.upload_length:
+            return video
+        async with self.locks.hold(video.upload_id):
+            return await self._finish(video)
+
+    # -- concatenation -------------------------------------------------------------------
+
+    async def create_final(
+        self,
+        user_id: str,
+        part_ids: list[str],
+        raw_metadata: str | None,
+        metadata: dict[str, str | None],
+    ) -> Video:
+        """Create a final upload out of partial ones (which may still be unfinished)."""
+        async with self.database() as db:
+            parts = await self._owned_partials(db, user_id, part_ids)
+            session_id = await self.owned_session(db, user_id, metadata.get("session_id"))
+            filename = display_name(metadata.get("filename"))
+            lengths = [part.upload_length for part in parts]
+            total = None if None in lengths else sum(length or 0 for length in lengths)
+            if total is not None:
+                self._check_length(total)
+            upload_id = secrets.token_hex(16)
+            now = self.clock()
+            video = Video(
+                id=uuid.uuid4(),
+                user_id=user_id,
+                session_id=session_id,
+                upload_id=upload_id,
+                upload_offset=0,
+                upload_length=total,
+                upload_completed=False,
+                upload_metadata={},
+                upload_expires_at=self.next_expiry(),
+                tus_metadata=raw_metadata,
+                concat="final",
+                concat_parts=part_ids,
+                storage_key=upload_id,
+                filename=filename,
+                content_type=video_content_type(metadata.get("filetype"), filename, required=False),
+                status="pending",
+                created_at=now,
+                updated_at=now,
+            )
+            await VideoRepository(db).add(video)
+            await db.commit()
+        return await self.refresh_final(video)
+
+    async def _owned_partials(
+        self, db: AsyncSession, user_id: str, part_ids: list[str]
+    ) -> list[Video]:
+        found = {
+            video.upload_id: video for video in await VideoRepository(db).by_upload_ids(part_ids)
+        }
+        parts = []
+        for part_id in part_ids:
+            part = found.get(part_id)
+            if part is None or part.user_id != user_id:
+                raise ERR_UPLOAD_NOT_FOUND.with_message(f"partial upload {part_id} not found")
+            if part.concat != "partial":
+                raise ERR_INVALID_CONCAT.with_message(f"upload {part_id} is not a partial upload")
+            if self.is_expired(part):
+                raise ERR_UPLOAD_GONE.with_message(f"partial upload {part_id} expired")
+            parts.append(part)
+        return parts
+
+    async def refresh_final(self, video: Video) -> Video:
+        """Assemble a final upload once all its partials are complete."""
+        if video.concat != "final" or video.upload_completed:
+            return video
+        async with self.locks.hold(video.upload_id):
+            async with self.database() as db:
+                current = await VideoRepository(db).by_upload_id(video.upload_id)
+                if current is None:
+                    raise ServiceError(ERR_UPLOAD_NOT_FOUND)
+                if current.upload_completed:
+                    return current
+                part_ids = current.concat_parts or []
+                parts = await self._owned_partials(db, current.user_id, part_ids)
+            if not all(part.upload_completed for part in parts):
+                return current
+            concatenate = getattr(self.store, "concatenate", None)
+            if concatenate is None:
+                raise ERR_INVALID_CONCAT.with_message("this store cannot concatenate")
+            state = await self._storage(
+                concatenate(current.storage_key, [stored(p) for p in parts])
+            )
+            total = sum(part.upload_offset for part in parts)
+            values: dict[str, Any] = {
+                "upload_metadata": state,
+                "upload_offset": total,
+                "upload_length": total,
+                "upload_completed": True,
+                "upload_expires_at": None,
+                "status": "uploaded",
+                "updated_at": self.clock(),
+            }
+            async with self.database() as db:
+                await VideoRepository(db).update(current.upload_id, values)
+                await db.commit()
+            for name, value in values.items():
+                setattr(current, name, value)
+        await self._release_partials(current.user_id, parts)
+        return current
+
+    async def _release_partials(self, user_id: str, parts: list[Video]) -> None:
+        """Free consumed partials that no unfinished final upload still lists."""
+        async with self.database() as db:
+            pending = await VideoRepository(db).unfinished_finals(user_id)
+        still_needed = {part for final in pending for part in final.concat_parts or []}
+        for part in parts:
+            if part.upload_id in still_needed:
+                continue
+            await self._storage(self.store.terminate(stored(part)))
+            async with self.database() as db:
+                await VideoRepository(db).remove(part.upload_id)
+                await db.commit()
+
+    async def _finals_waiting_for(self, part: Video) -> None:
+        async with self.database() as db:
+            pending = await VideoRepository(db).unfinished_finals(part.user_id)
+        for final in pending:
+            if part.upload_id in (final.concat_parts or []):
+                await self.refresh_final(final)
+
+    # -- termination ---------------------------------------------------------------------
+
+    async def terminate(self, user_id: str, upload_id: str) -> None:
+        async with self.locks.hold(upload_id):
+            async with self.database() as db:
+                video = await self.owned_upload(db, user_id, upload_id)
+            await self._storage(self.store.terminate(stored(video)))
+            async with self.database() as db:
+                await VideoRepository(db).remove(upload_id)
+                await db.commit()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def database(self) -> _DatabaseSession:
+        return _DatabaseSession(self.sessions)
+
+    async def _storage(self, operation: Awaitable[T]) -> T:
+        """Await a store call, turning its failures into the client-facing errors."""
+        try:
+            return await operation
+        except StorageError as error:
+            log.warning("storage failure: %s", error)
+            if error.retryable:
+                raise ServiceError(ERR_STORAGE_UNAVAILABLE) from error
+            raise ServiceError(ERR_STORAGE_FAILED) from error
+
+    async def _discard(self, committed: StoredUpload, result: WriteResult) -> None:
+        try:
+            await self.store.discard(committed, result)
+        except StorageError:
+            log.warning("could not discard an abandoned write to %s", committed.key)
+
+
+class _DatabaseSession:
+    """An AsyncSession whose connection failures become a retryable 503."""
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        self._session = factory()
+
+    async def __aenter__(self) -> AsyncSession:
+        return self._session
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        await self._session.close()
+        if isinstance(exc, OperationalError | DBAPIError) and not isinstance(exc, ServiceError):
+            log.warning("database unavailable: %s", exc)
+            raise ServiceError(ERR_DATABASE_UNAVAILABLE) from exc
+
+
+__all__ = ["Chunk", "NewUpload", "UploadService", "WriteOutcome"]

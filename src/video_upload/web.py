@@ -1,0 +1,33 @@
+"""The objects every request handler needs, built once by the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
+
+from video_upload.auth import Authenticator
+from video_upload.config import Settings
+from video_upload.storage.base import ConcatenatingStore, UploadStore
+from video_upload.uploads.service import UploadService
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    store: UploadStore
+    authenticator: Authenticator
+    uploads: UploadService
+
+    @property
+    def can_concatenate(self) -> bool:
+        return isinstance(self.store, ConcatenatingStore)
+
+
+def services_of(connection: HTTPConnection) -> Services:
+    services = connection.app.state.services
+    assert isinstance(services, Services), "the app factory did not install its services"
+    return services

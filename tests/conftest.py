@@ -1,0 +1,137 @@
+"""Shared fixtures: live servers over every database × store combination, users, sessions.
+
+PostgreSQL is the machine's server at 127.0.0.1:5432 (a throwaway database per run); S3 is
+moto's server mode, started here over HTTP. With CI=true an unreachable PostgreSQL fails the run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import postgres
+from tests.support.live import LiveServer, start_server
+from tests.support.tus import auth
+from video_upload.config import Settings
+from video_upload.db.engine import migrate
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+DATABASES = ["sqlite", "postgres"]
+STORES = ["local", "s3"] if importlib.util.find_spec("video_upload.storage.s3") else ["local"]
+BACKENDS = [f"{database}-{store}" for store in STORES for database in DATABASES]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    try:
+        url = postgres.create_database()
+    except (OSError, Exception) as error:  # asyncpg raises its own errors for refusals
+        message = f"PostgreSQL at 127.0.0.1:5432 is unreachable: {error}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    yield url
+    postgres.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from tests.support.s3server import start_moto
+
+    server, endpoint = start_moto()
+    yield endpoint
+    server.stop()
+
+
+def make_settings(
+    request: pytest.FixtureRequest, base: Path, backend: str, **overrides: Any
+) -> Settings:
+    database, store = backend.split("-")
+    values: dict[str, Any] = {
+        "data_dir": base,
+        "local_storage_path": base / "uploads",
+        "jwt_secret": "test-secret-" + secrets.token_hex(16),
+        "storage_backend": store,
+    }
+    if database == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite+aiosqlite:///{base / 'video-upload.db'}"
+    values["database_url"] = url
+    if store == "s3":
+        from tests.support.s3server import create_bucket
+
+        endpoint = request.getfixturevalue("s3_endpoint")
+        bucket = f"bucket-{secrets.token_hex(4)}"
+        create_bucket(endpoint, bucket)
+        values.update(
+            s3_endpoint_url=endpoint,
+            s3_bucket_name=bucket,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    backend: str = request.param
+    settings = make_settings(request, tmp_path_factory.mktemp(backend), backend)
+    migrate(settings.resolved_database_url)
+    live = start_server(backend, settings)
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def client(server: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url, timeout=60) as http:
+        yield http
+
+
+@dataclass
+class User:
+    id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return auth(self.token)
+
+    @property
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def new_user(server: LiveServer) -> User:
+    user_id = f"user-{secrets.token_hex(6)}"
+    return User(user_id, server.token(user_id))
+
+
+@pytest.fixture
+def user(server: LiveServer) -> User:
+    return new_user(server)
+
+
+@pytest.fixture
+def other_user(server: LiveServer) -> User:
+    return new_user(server)
+
+
+@pytest.fixture
+def session_id(client: httpx.Client, user: User) -> str:
+    response = client.post("/api/v1/sessions", json={"name": "scales"}, headers=user.bearer)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])

@@ -1,0 +1,110 @@
+"""A real uvicorn server in a background thread, on a loopback port, for behaviour tests."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import uvicorn
+from fastapi import FastAPI
+
+from video_upload.app import create_app, services_of_app
+from video_upload.auth import Authenticator
+from video_upload.config import Settings
+from video_upload.storage.base import UploadStore
+from video_upload.storage.factory import open_store
+from video_upload.web import Services
+
+T = TypeVar("T")
+
+
+class FakeClock:
+    """Real time plus an offset that tests move forward to make uploads expire."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, **delta: float) -> None:
+        self.offset += timedelta(**delta)
+
+
+@dataclass
+class LiveServer:
+    name: str
+    settings: Settings
+    app: FastAPI
+    clock: FakeClock
+    base_url: str
+    loop: asyncio.AbstractEventLoop
+    _server: uvicorn.Server
+    _thread: threading.Thread
+
+    @property
+    def services(self) -> Services:
+        return services_of_app(self.app)
+
+    @property
+    def store(self) -> UploadStore:
+        return self.services.store
+
+    def token(self, user_id: str, ttl_seconds: int = 3600) -> str:
+        return Authenticator(self.settings).mint(user_id, ttl_seconds)
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        """Run a coroutine on the server's event loop (where its engine and clients live)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+
+def start_server(
+    name: str, settings: Settings, *, store_opener: Any = open_store
+) -> LiveServer:
+    clock = FakeClock()
+    app = create_app(settings, store_opener=store_opener, clock=clock)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    loop_ready = threading.Event()
+    holder: dict[str, asyncio.AbstractEventLoop] = {}
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        holder["loop"] = loop
+        loop_ready.set()
+        loop.run_until_complete(server.serve(sockets=[sock]))
+        loop.close()
+
+    thread = threading.Thread(target=serve, name=f"server-{name}", daemon=True)
+    thread.start()
+    loop_ready.wait(10)
+    started = asyncio.run_coroutine_threadsafe(_wait_started(server), holder["loop"])
+    started.result(30)
+    return LiveServer(
+        name=name,
+        settings=settings,
+        app=app,
+        clock=clock,
+        base_url=f"http://127.0.0.1:{port}",
+        loop=holder["loop"],
+        _server=server,
+        _thread=thread,
+    )
+
+
+async def _wait_started(server: uvicorn.Server) -> None:
+    while not server.started:
+        await asyncio.sleep(0.01)

@@ -1,0 +1,86 @@
+"""tus HEAD, termination and expiration."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import User
+from tests.support.live import LiveServer
+from tests.support.tus import create_upload, patch_headers
+
+
+def test_head_reports_offset_length_expiry_and_no_store(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    url = create_upload(client, user.headers, session_id, 50)
+    client.patch(url, headers=patch_headers(user.headers, 0), content=b"q" * 20)
+    head = client.head(url, headers=user.headers)
+    assert head.status_code == 200
+    assert head.headers["Upload-Offset"] == "20"
+    assert head.headers["Upload-Length"] == "50"
+    assert head.headers["Cache-Control"] == "no-store"
+    assert head.headers["Upload-Expires"].endswith("GMT")
+    assert "Upload-Metadata" in head.headers
+
+
+def test_head_of_unknown_upload_returns_404(client: httpx.Client, user: User) -> None:
+    assert client.head("/api/v1/videos/tus/doesnotexist", headers=user.headers).status_code == 404
+
+
+def test_delete_terminates_and_later_requests_get_404(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    url = create_upload(client, user.headers, session_id, 50)
+    client.patch(url, headers=patch_headers(user.headers, 0), content=b"q" * 20)
+    assert client.delete(url, headers=user.headers).status_code == 204
+    assert client.head(url, headers=user.headers).status_code in (404, 410)
+    patch = client.patch(url, headers=patch_headers(user.headers, 20), content=b"q")
+    assert patch.status_code in (404, 410)
+    assert client.delete(url, headers=user.headers).status_code in (404, 410)
+
+
+def test_each_patch_moves_expiry_forward(
+    client: httpx.Client, user: User, session_id: str, server: LiveServer
+) -> None:
+    url = create_upload(client, user.headers, session_id, 50)
+    before = client.head(url, headers=user.headers).headers["Upload-Expires"]
+    server.clock.advance(hours=1)
+    try:
+        patched = client.patch(url, headers=patch_headers(user.headers, 0), content=b"a")
+    finally:
+        server.clock.advance(hours=-1)
+    assert patched.status_code == 204
+    assert httpx_date(patched.headers["Upload-Expires"]) > httpx_date(before)
+
+
+def test_expired_upload_answers_410(
+    client: httpx.Client, user: User, session_id: str, server: LiveServer
+) -> None:
+    url = create_upload(client, user.headers, session_id, 50)
+    server.clock.advance(hours=server.settings.upload_expiration_hours + 1)
+    try:
+        assert client.head(url, headers=user.headers).status_code == 410
+        patch = client.patch(url, headers=patch_headers(user.headers, 0), content=b"a")
+        assert patch.status_code == 410
+    finally:
+        server.clock.advance(hours=-(server.settings.upload_expiration_hours + 1))
+
+
+def test_completed_upload_does_not_expire(
+    client: httpx.Client, user: User, session_id: str, server: LiveServer
+) -> None:
+    url = create_upload(client, user.headers, session_id, 3)
+    client.patch(url, headers=patch_headers(user.headers, 0), content=b"abc")
+    server.clock.advance(hours=server.settings.upload_expiration_hours + 1)
+    try:
+        head = client.head(url, headers=user.headers)
+    finally:
+        server.clock.advance(hours=-(server.settings.upload_expiration_hours + 1))
+    assert head.status_code == 200
+    assert "Upload-Expires" not in head.headers
+
+
+def httpx_date(value: str) -> float:
+    from email.utils import parsedate_to_datetime
+
+    return parsedate_to_datetime(value).timestamp()

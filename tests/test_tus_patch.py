@@ -1,0 +1,176 @@
+"""tus PATCH: offsets, lengths, content types, checksums and exact bytes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import User
+from tests.support.live import LiveServer
+from tests.support.tus import checksum, create_upload, pattern, patch_headers
+
+
+def stored_bytes(client: httpx.Client, user: User, url: str) -> bytes:
+    """Complete the upload through REST and read its content back."""
+    upload_id = url.rsplit("/", 1)[1]
+    done = client.post("/api/v1/videos/upload/complete", json={"upload_id": upload_id},
+                       headers=user.bearer)
+    assert done.status_code == 200, done.text
+    content = client.get(f"/api/v1/videos/{done.json()['id']}/content", headers=user.bearer)
+    assert content.status_code == 200
+    return content.content
+
+
+def test_patch_appends_bytes_and_returns_new_offset(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    data = pattern(3000)
+    url = create_upload(client, user.headers, session_id, len(data))
+    first = client.patch(url, headers=patch_headers(user.headers, 0), content=data[:1000])
+    assert first.status_code == 204
+    assert first.headers["Upload-Offset"] == "1000"
+    assert first.headers["Upload-Expires"].endswith("GMT")
+    second = client.patch(url, headers=patch_headers(user.headers, 1000), content=data[1000:])
+    assert second.status_code == 204
+    assert second.headers["Upload-Offset"] == "3000"
+    assert stored_bytes(client, user, url) == data
+
+
+def test_patch_with_wrong_offset_returns_409_with_current_offset(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    url = create_upload(client, user.headers, session_id, 100)
+    client.patch(url, headers=patch_headers(user.headers, 0), content=b"x" * 10)
+    response = client.patch(url, headers=patch_headers(user.headers, 5), content=b"y" * 10)
+    assert response.status_code == 409
+    assert response.headers["Upload-Offset"] == "10"
+    assert client.head(url, headers=user.headers).headers["Upload-Offset"] == "10"
+
+
+@pytest.mark.parametrize("offset", [None, "-1", "ten", "1e3", ""])
+def test_patch_with_missing_or_invalid_offset_returns_400(
+    client: httpx.Client, user: User, session_id: str, offset: str | None
+) -> None:
+    url = create_upload(client, user.headers, session_id, 100)
+    headers = patch_headers(user.headers, 0)
+    if offset is None:
+        del headers["Upload-Offset"]
+    else:
+        headers["Upload-Offset"] = offset
+    assert client.patch(url, headers=headers, content=b"abc").status_code == 400
+
+
+def test_patch_with_wrong_content_type_returns_415(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    url = create_upload(client, user.headers, session_id, 100)
+    headers = {**patch_headers(user.headers, 0), "Content-Type": "application/octet-stream"}
+    assert client.patch(url, headers=headers, content=b"abc").status_code == 415
+    assert client.head(url, headers=user.headers).headers["Upload-Offset"] == "0"
+
+
+def test_patch_past_upload_length_returns_413_and_stores_nothing_of_it(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    url = create_upload(client, user.headers, session_id, 10)
+    response = client.patch(url, headers=patch_headers(user.headers, 0), content=b"z" * 11)
+    assert response.status_code == 413
+    assert client.head(url, headers=user.headers).headers["Upload-Offset"] == "0"
+
+
+def test_chunked_patch_past_upload_length_returns_413_and_stores_nothing_of_it(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    url = create_upload(client, user.headers, session_id, 10)
+
+    def body() -> Iterator[bytes]:
+        yield b"z" * 6
+        yield b"z" * 6
+
+    response = client.patch(url, headers=patch_headers(user.headers, 0), content=body())
+    assert response.status_code == 413
+    assert client.head(url, headers=user.headers).headers["Upload-Offset"] == "0"
+    ok = client.patch(url, headers=patch_headers(user.headers, 0), content=b"a" * 10)
+    assert ok.status_code == 204
+
+
+def test_patch_with_matching_checksum_is_accepted(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    data = pattern(5000, seed=3)
+    url = create_upload(client, user.headers, session_id, len(data))
+    for algorithm in ("sha1", "md5", "sha256"):
+        start = {"sha1": 0, "md5": 1000, "sha256": 2000}[algorithm]
+        part = data[start : start + 1000]
+        headers = patch_headers(user.headers, start, **{"Upload-Checksum": checksum(algorithm, part)})
+        response = client.patch(url, headers=headers, content=part)
+        assert response.status_code == 204, (algorithm, response.text)
+    client.patch(url, headers=patch_headers(user.headers, 3000), content=data[3000:])
+    assert stored_bytes(client, user, url) == data
+
+
+def test_patch_with_checksum_mismatch_returns_460_and_discards_the_chunk(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    url = create_upload(client, user.headers, session_id, 20)
+    client.patch(url, headers=patch_headers(user.headers, 0), content=b"0123456789")
+    bad = patch_headers(user.headers, 10, **{"Upload-Checksum": checksum("sha1", b"other")})
+    response = client.patch(url, headers=bad, content=b"abcdefghij")
+    assert response.status_code == 460
+    assert client.head(url, headers=user.headers).headers["Upload-Offset"] == "10"
+    client.patch(url, headers=patch_headers(user.headers, 10), content=b"ABCDEFGHIJ")
+    assert stored_bytes(client, user, url) == b"0123456789ABCDEFGHIJ"
+
+
+def test_patch_with_unknown_checksum_algorithm_returns_400(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    url = create_upload(client, user.headers, session_id, 3)
+    headers = patch_headers(user.headers, 0, **{"Upload-Checksum": "crc32 AAAAAA=="})
+    assert client.patch(url, headers=headers, content=b"abc").status_code == 400
+
+
+def test_patch_with_undecodable_checksum_returns_400(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    url = create_upload(client, user.headers, session_id, 3)
+    headers = patch_headers(user.headers, 0, **{"Upload-Checksum": "sha1 !!!"})
+    assert client.patch(url, headers=headers, content=b"abc").status_code == 400
+
+
+def test_method_override_turns_post_into_patch(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    url = create_upload(client, user.headers, session_id, 3)
+    headers = patch_headers(user.headers, 0, **{"X-HTTP-Method-Override": "PATCH"})
+    response = client.post(url, headers=headers, content=b"abc")
+    assert response.status_code == 204
+    assert response.headers["Upload-Offset"] == "3"
+
+
+def test_patch_after_completion_with_more_bytes_returns_413(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    url = create_upload(client, user.headers, session_id, 3)
+    client.patch(url, headers=patch_headers(user.headers, 0), content=b"abc")
+    response = client.patch(url, headers=patch_headers(user.headers, 3), content=b"d")
+    assert response.status_code == 413
+
+
+def test_many_chunks_of_mixed_sizes_give_identical_bytes(
+    client: httpx.Client, user: User, session_id: str, server: LiveServer
+) -> None:
+    sizes = [1, 100 * 1024, 1024 * 1024, 5 * 1024 * 1024, 7 * 1024 * 1024, 1, 333]
+    data = pattern(sum(sizes), seed=9)
+    url = create_upload(client, user.headers, session_id, len(data))
+    offset = 0
+    for size in sizes:
+        response = client.patch(url, headers=patch_headers(user.headers, offset),
+                                content=data[offset : offset + size])
+        assert response.status_code == 204, response.text
+        offset += size
+    content = stored_bytes(client, user, url)
+    assert hashlib.sha256(content).hexdigest() == hashlib.sha256(data).hexdigest()
