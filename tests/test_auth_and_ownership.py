@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import User
 from tests.support.live import LiveServer
-from tests.support.tus import TUS, create_upload, metadata, patch_headers
+from tests.support.tus import TUS, create_upload, patch_headers
 
 TUS_PATH = "/api/v1/videos/tus"
 
@@ -30,15 +30,17 @@ def bad_tokens(server: LiveServer) -> dict[str, str]:
     return {
         "garbage": "not-a-jwt",
         "expired": jwt.encode({"sub": "u", "exp": now - 10}, secret, algorithm="HS256"),
-        "wrong key": jwt.encode({"sub": "u", "exp": now + 60}, "another-secret-of-sufficient-length",
-                                algorithm="HS256"),
+        "wrong key": jwt.encode(
+            {"sub": "u", "exp": now + 60}, "another-secret-of-sufficient-length", algorithm="HS256"
+        ),
         "alg none": unsigned_token("u"),
         "no sub": jwt.encode({"exp": now + 60}, secret, algorithm="HS256"),
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "not bearer", "garbage", "expired", "wrong key",
-                                  "alg none", "no sub"])
+@pytest.mark.parametrize(
+    "case", ["missing", "not bearer", "garbage", "expired", "wrong key", "alg none", "no sub"]
+)
 def test_bad_or_missing_tokens_get_401_on_tus_and_rest(
     client: httpx.Client, server: LiveServer, case: str
 ) -> None:
@@ -84,14 +86,18 @@ def test_options_needs_no_auth_and_health_needs_none(client: httpx.Client) -> No
     assert ready.status_code == 200, ready.text
 
 
-def test_cors_preflight_allows_tus_headers_and_exposes_them(server: LiveServer) -> None:
-    from starlette.testclient import TestClient
-
+async def test_cors_preflight_allows_tus_headers_and_exposes_them(server: LiveServer) -> None:
     from video_upload.app import create_app
 
     settings = server.settings.model_copy(update={"cors_allow_origins": "https://app.example"})
-    browser = TestClient(create_app(settings))  # no lifespan: CORS answers before any handler
-    preflight = browser.options(
+    app = create_app(settings)  # no lifespan: CORS answers before any handler runs
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as browser:
+        await check_cors(browser)
+
+
+async def check_cors(browser: httpx.AsyncClient) -> None:
+    preflight = await browser.options(
         TUS_PATH,
         headers={
             "Origin": "https://app.example",
@@ -105,12 +111,12 @@ def test_cors_preflight_allows_tus_headers_and_exposes_them(server: LiveServer) 
     allowed = preflight.headers["Access-Control-Allow-Headers"].lower()
     for header in ("authorization", "upload-checksum", "upload-concat", "x-http-method-override"):
         assert header in allowed
-    foreign = browser.options(
+    foreign = await browser.options(
         TUS_PATH,
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "PATCH"},
     )
     assert "Access-Control-Allow-Origin" not in foreign.headers
-    simple = browser.get("/healthz", headers={"Origin": "https://app.example"})
+    simple = await browser.get("/healthz", headers={"Origin": "https://app.example"})
     exposed = simple.headers["Access-Control-Expose-Headers"].lower()
     for header in ("upload-offset", "upload-expires", "tus-checksum-algorithm", "location"):
         assert header in exposed

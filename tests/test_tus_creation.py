@@ -24,8 +24,16 @@ def test_options_advertises_version_extensions_max_size_and_checksums_without_au
     assert response.status_code in (200, 204)
     assert response.headers["Tus-Version"] == "1.0.0"
     extensions = set(response.headers["Tus-Extension"].split(","))
-    assert {"creation", "creation-with-upload", "creation-defer-length", "termination",
-            "checksum", "expiration", "concatenation", "concatenation-unfinished"} <= extensions
+    assert {
+        "creation",
+        "creation-with-upload",
+        "creation-defer-length",
+        "termination",
+        "checksum",
+        "expiration",
+        "concatenation",
+        "concatenation-unfinished",
+    } <= extensions
     assert "checksum-trailer" not in extensions
     assert response.headers["Tus-Max-Size"] == str(server.settings.max_video_size_mb * 1024 * 1024)
     assert "sha1" in response.headers["Tus-Checksum-Algorithm"].split(",")
@@ -103,7 +111,11 @@ def test_creation_with_non_base64_metadata_returns_400(
 def test_creation_without_session_id_returns_404(client: httpx.Client, user: User) -> None:
     response = client.post(
         TUS_PATH,
-        headers={**user.headers, "Upload-Length": "5", "Upload-Metadata": metadata(filename="a.mp4")},
+        headers={
+            **user.headers,
+            "Upload-Length": "5",
+            "Upload-Metadata": metadata(filename="a.mp4"),
+        },
     )
     assert response.status_code == 404
 
@@ -183,7 +195,12 @@ def test_deferred_length_upload_accepts_its_length_once_then_completes(
     assert first.status_code == 204
     second = client.patch(
         url,
-        headers={**user.headers, "Upload-Offset": "3", "Upload-Length": "6", "Content-Type": OCTETS},
+        headers={
+            **user.headers,
+            "Upload-Offset": "3",
+            "Upload-Length": "6",
+            "Content-Type": OCTETS,
+        },
         content=b"def",
     )
     assert second.status_code == 204, second.text
@@ -192,7 +209,12 @@ def test_deferred_length_upload_accepts_its_length_once_then_completes(
     assert head.headers["Upload-Offset"] == "6"
     changed = client.patch(
         url,
-        headers={**user.headers, "Upload-Offset": "6", "Upload-Length": "7", "Content-Type": OCTETS},
+        headers={
+            **user.headers,
+            "Upload-Offset": "6",
+            "Upload-Length": "7",
+            "Content-Type": OCTETS,
+        },
         content=b"",
     )
     assert changed.status_code == 400
@@ -213,8 +235,11 @@ def test_request_without_tus_resumable_returns_412_with_version(
 ) -> None:
     response = client.post(
         TUS_PATH,
-        headers={"Authorization": f"Bearer {user.token}", "Upload-Length": "5",
-                 "Upload-Metadata": metadata(session_id=session_id)},
+        headers={
+            "Authorization": f"Bearer {user.token}",
+            "Upload-Length": "5",
+            "Upload-Metadata": metadata(session_id=session_id),
+        },
     )
     assert response.status_code == 412
     assert response.headers["Tus-Version"] == "1.0.0"
@@ -229,15 +254,23 @@ def test_location_is_absolute_only_behind_a_trusted_proxy(
     client: httpx.Client, user: User, session_id: str, server: LiveServer
 ) -> None:
     forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "uploads.example.org"}
-    response = create(client, user, session_id, Upload_Length="5", **{
-        key.replace("-", "_"): value for key, value in forwarded.items()
-    })
+    response = create(
+        client,
+        user,
+        session_id,
+        Upload_Length="5",
+        **{key.replace("-", "_"): value for key, value in forwarded.items()},
+    )
     assert response.headers["Location"].startswith(TUS_PATH)
     server.settings.trust_proxy_headers = True
     try:
-        trusted = create(client, user, session_id, Upload_Length="5", **{
-            key.replace("-", "_"): value for key, value in forwarded.items()
-        })
+        trusted = create(
+            client,
+            user,
+            session_id,
+            Upload_Length="5",
+            **{key.replace("-", "_"): value for key, value in forwarded.items()},
+        )
     finally:
         server.settings.trust_proxy_headers = False
     assert trusted.headers["Location"].startswith("https://uploads.example.org" + TUS_PATH)
@@ -251,8 +284,11 @@ def test_every_tus_response_carries_tus_resumable(
     responses = [
         created,
         client.head(url, headers=user.headers),
-        client.patch(url, headers={**user.headers, "Upload-Offset": "0", "Content-Type": OCTETS},
-                     content=b"12"),
+        client.patch(
+            url,
+            headers={**user.headers, "Upload-Offset": "0", "Content-Type": OCTETS},
+            content=b"12",
+        ),
         client.head(url + "x", headers=user.headers),
         client.delete(url, headers=user.headers),
     ]

@@ -10,14 +10,15 @@ import pytest
 
 from tests.conftest import User
 from tests.support.live import LiveServer
-from tests.support.tus import checksum, create_upload, pattern, patch_headers
+from tests.support.tus import checksum, create_upload, patch_headers, pattern
 
 
 def stored_bytes(client: httpx.Client, user: User, url: str) -> bytes:
     """Complete the upload through REST and read its content back."""
     upload_id = url.rsplit("/", 1)[1]
-    done = client.post("/api/v1/videos/upload/complete", json={"upload_id": upload_id},
-                       headers=user.bearer)
+    done = client.post(
+        "/api/v1/videos/upload/complete", json={"upload_id": upload_id}, headers=user.bearer
+    )
     assert done.status_code == 200, done.text
     content = client.get(f"/api/v1/videos/{done.json()['id']}/content", headers=user.bearer)
     assert content.status_code == 200
@@ -105,7 +106,9 @@ def test_patch_with_matching_checksum_is_accepted(
     for algorithm in ("sha1", "md5", "sha256"):
         start = {"sha1": 0, "md5": 1000, "sha256": 2000}[algorithm]
         part = data[start : start + 1000]
-        headers = patch_headers(user.headers, start, **{"Upload-Checksum": checksum(algorithm, part)})
+        headers = patch_headers(
+            user.headers, start, **{"Upload-Checksum": checksum(algorithm, part)}
+        )
         response = client.patch(url, headers=headers, content=part)
         assert response.status_code == 204, (algorithm, response.text)
     client.patch(url, headers=patch_headers(user.headers, 3000), content=data[3000:])
@@ -168,8 +171,9 @@ def test_many_chunks_of_mixed_sizes_give_identical_bytes(
     url = create_upload(client, user.headers, session_id, len(data))
     offset = 0
     for size in sizes:
-        response = client.patch(url, headers=patch_headers(user.headers, offset),
-                                content=data[offset : offset + size])
+        response = client.patch(
+            url, headers=patch_headers(user.headers, offset), content=data[offset : offset + size]
+        )
         assert response.status_code == 204, response.text
         offset += size
     content = stored_bytes(client, user, url)

@@ -67,9 +67,7 @@ class LiveServer:
         self._thread.join(timeout=30)
 
 
-def start_server(
-    name: str, settings: Settings, *, store_opener: Any = open_store
-) -> LiveServer:
+def start_server(name: str, settings: Settings, *, store_opener: Any = open_store) -> LiveServer:
     clock = FakeClock()
     app = create_app(settings, store_opener=store_opener, clock=clock)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
