@@ -1,4 +1,4 @@
-"""Shared fixtures: live servers over every database × store combination, users, sessions.
+"""Shared fixtures: live servers over every database x store combination, users, sessions.
 
 PostgreSQL is the machine's server at 127.0.0.1:5432 (a throwaway database per run); S3 is
 moto's server mode, started here over HTTP. With CI=true an unreachable PostgreSQL fails the run.

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -73,6 +74,7 @@ def start_server(name: str, settings: Settings, *, store_opener: Any = open_stor
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # connections wait in the backlog until uvicorn has started
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
@@ -89,20 +91,15 @@ def start_server(name: str, settings: Settings, *, store_opener: Any = open_stor
     thread = threading.Thread(target=serve, name=f"server-{name}", daemon=True)
     thread.start()
     loop_ready.wait(10)
-    started = asyncio.run_coroutine_threadsafe(_wait_started(server), holder["loop"])
-    started.result(30)
+    base_url = f"http://127.0.0.1:{port}"
+    httpx.get(f"{base_url}/healthz", timeout=30).raise_for_status()
     return LiveServer(
         name=name,
         settings=settings,
         app=app,
         clock=clock,
-        base_url=f"http://127.0.0.1:{port}",
+        base_url=base_url,
         loop=holder["loop"],
         _server=server,
         _thread=thread,
     )
-
-
-async def _wait_started(server: uvicorn.Server) -> None:
-    while not server.started:
-        await asyncio.sleep(0.01)
