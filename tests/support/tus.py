@@ -57,3 +57,22 @@ def create_upload(client: object, headers: dict[str, str], session_id: str, leng
 
 def patch_headers(headers: dict[str, str], offset: int, **extra: str) -> dict[str, str]:
     return {**headers, "Upload-Offset": str(offset), "Content-Type": OCTETS, **extra}
+
+
+def eventually_equal(read: object, expected: object, timeout: float = 20.0) -> object:
+    """Re-read a value until it equals `expected` or `timeout` passes; returns the last value.
+
+    For state another connection changes asynchronously (a dropped request being saved);
+    the caller asserts on the result, so a wrong value still fails the test.
+    """
+    import time
+    from collections.abc import Callable
+    from typing import cast
+
+    reader = cast(Callable[[], object], read)
+    deadline = time.monotonic() + timeout
+    value = reader()
+    while value != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        value = reader()
+    return value

@@ -239,7 +239,7 @@ async def create_initialised(request: Request, upload_id: str) -> Response:
 async def head(request: Request, upload_id: str) -> Response:
     try:
         services, user_id = await authenticated(request)
-        video = await services.uploads.get(user_id, upload_id)
+        video = await services.uploads.settled(user_id, upload_id)
         video = await services.uploads.refresh_final(video)
         return tus_response(200, upload_headers(video, services.uploads))
     except ServiceError as error:

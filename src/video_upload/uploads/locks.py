@@ -1,9 +1,14 @@
-"""Per-upload mutual exclusion for writers within one process.
+"""Per-upload mutual exclusion for writers within one process, with pre-emption.
+
+A phone that loses its network mid-PATCH usually retries (HEAD, then PATCH) long before the
+server notices the old connection is dead. A newer request from the owner therefore pre-empts a
+holder that is *stalled* (no body bytes for `stall_seconds`): the holder's wait for bytes is
+cancelled, it saves what it received, commits, and lets go, so the retry is served within
+seconds with a correct offset. A holder that is still receiving is not pre-empted: a truly
+concurrent second writer waits, then gets 409 (the offset moved) or 423 (still busy).
 
 Across processes and nodes the conditional offset update in the repository is what keeps two
-writers apart (the loser's bytes are discarded and it gets 409); this lock makes the common case,
-a client retrying while its previous request is still draining, fail fast with 423 instead of
-racing. Waiting a moment first lets a request that is about to finish finish.
+writers apart (the loser's bytes are discarded and it gets 409).
 """
 
 from __future__ import annotations
@@ -11,33 +16,101 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from video_upload.errors import ERR_UPLOAD_LOCKED
 
 
+@dataclass
+class _Entry:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+    holder: asyncio.Task[object] | None = None
+    receiving_since: float | None = None
+    stop_requested: bool = False
+
+
 class UploadLocks:
-    def __init__(self, wait_seconds: float = 2.0) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: dict[str, int] = {}
+    def __init__(
+        self, wait_seconds: float = 10.0, stall_seconds: float = 1.0, poll_seconds: float = 0.1
+    ) -> None:
+        self._entries: dict[str, _Entry] = {}
         self.wait_seconds = wait_seconds
+        self.stall_seconds = stall_seconds
+        self.poll_seconds = poll_seconds
 
     @asynccontextmanager
-    async def hold(self, upload_id: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(upload_id, asyncio.Lock())
-        self._users[upload_id] = self._users.get(upload_id, 0) + 1
+    async def hold(
+        self, upload_id: str, *, preempt: bool = False, wait_seconds: float | None = None
+    ) -> AsyncIterator[None]:
+        """Hold the upload, waiting up to `wait_seconds` (else 423).
+
+        With `preempt`, a holder that stalls while we wait is told to stop and save.
+        """
+        entry = self._entries.setdefault(upload_id, _Entry())
+        entry.users += 1
         try:
-            try:
-                await asyncio.wait_for(lock.acquire(), timeout=self.wait_seconds)
-            except TimeoutError:
-                raise ERR_UPLOAD_LOCKED.with_message(
-                    "another request is writing to this upload; retry shortly"
-                ) from None
+            await self._acquire(entry, preempt, wait_seconds or self.wait_seconds)
+            entry.holder = asyncio.current_task()
+            entry.stop_requested = False
             try:
                 yield
             finally:
-                lock.release()
+                entry.holder = None
+                entry.receiving_since = None
+                entry.lock.release()
         finally:
-            self._users[upload_id] -= 1
-            if self._users[upload_id] == 0:
-                del self._users[upload_id]
-                del self._locks[upload_id]
+            entry.users -= 1
+            if entry.users == 0:
+                del self._entries[upload_id]
+
+    async def _acquire(self, entry: _Entry, preempt: bool, wait_seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while True:
+            if preempt:
+                self._stop_if_stalled(entry, loop.time())
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ERR_UPLOAD_LOCKED.with_message(
+                    "another request is writing to this upload; retry shortly"
+                )
+            try:
+                await asyncio.wait_for(
+                    entry.lock.acquire(), timeout=min(remaining, self.poll_seconds)
+                )
+                return
+            except TimeoutError:
+                continue
+
+    def _stop_if_stalled(self, entry: _Entry, now: float) -> None:
+        since = entry.receiving_since
+        if since is None or now - since < self.stall_seconds or entry.holder is None:
+            return
+        entry.stop_requested = True
+        entry.holder.cancel()
+
+    async def interruptible(
+        self, upload_id: str, source: AsyncIterator[bytes]
+    ) -> AsyncIterator[bytes]:
+        """Yield `source` until it ends or a newer request pre-empts the holder of `upload_id`.
+
+        Must be consumed by the task that holds the upload.
+        """
+        entry = self._entries[upload_id]
+        task = asyncio.current_task()
+        iterator = source.__aiter__()
+        loop = asyncio.get_running_loop()
+        while not entry.stop_requested:
+            entry.receiving_since = loop.time()
+            try:
+                chunk = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except asyncio.CancelledError:
+                if entry.stop_requested and task is not None and task.uncancel() == 0:
+                    return
+                raise
+            finally:
+                entry.receiving_since = None
+            yield chunk

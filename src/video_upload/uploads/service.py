@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 T = TypeVar("T")
 
+# How long a HEAD waits for an in-flight PATCH to settle before answering with the committed
+# offset anyway (HEAD never fails because someone is writing).
+HEAD_WAIT_SECONDS = 3.0
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -225,8 +229,29 @@ class UploadService:
 
     # -- writing -------------------------------------------------------------------------
 
+    async def settled(self, user_id: str, upload_id: str) -> Video:
+        """The upload once any older request writing to it has been pre-empted and has saved.
+
+        This is what a tus HEAD answers: a client asks where it stands when it is about to
+        resume, so whatever its previous (stalled or dropped) PATCH received counts.
+        """
+        async with self.database() as db:
+            video = await self.owned_upload(db, user_id, upload_id)
+        try:
+            async with (
+                self.locks.hold(upload_id, preempt=True, wait_seconds=HEAD_WAIT_SECONDS),
+                self.database() as db,
+            ):
+                return await self.owned_upload(db, user_id, upload_id)
+        except ServiceError as error:
+            if error.kind.status != 423:
+                raise
+            return video  # a live writer is still receiving: report the committed offset
+
     async def write(self, user_id: str, upload_id: str, chunk: Chunk) -> WriteOutcome:
-        async with self.locks.hold(upload_id):
+        async with self.database() as db:
+            await self.owned_upload(db, user_id, upload_id)  # only the owner may pre-empt
+        async with self.locks.hold(upload_id, preempt=True):
             async with self.database() as db:
                 video = await self.owned_upload(db, user_id, upload_id)
             if video.concat == "final":
@@ -241,7 +266,8 @@ class UploadService:
                 raise ERR_EXCEEDS_LENGTH.with_message(
                     f"the body of {chunk.content_length} bytes goes past the upload's length"
                 )
-            body = GuardedBody(chunk.body, limit=limit, checksum=chunk.checksum)
+            source = self.locks.interruptible(upload_id, chunk.body)
+            body = GuardedBody(source, limit=limit, checksum=chunk.checksum)
             committed = stored(video)
             result = await self._storage(self.store.write(committed, body.chunks()))
             if body.overflowed:
