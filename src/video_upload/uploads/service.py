@@ -14,25 +14,20 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from video_upload.checksums import ExpectedChecksum
 from video_upload.config import Settings
 from video_upload.db.models import Video
 from video_upload.db.repository import SessionRepository, VideoRepository
 from video_upload.errors import (
     ERR_CHECKSUM_MISMATCH,
-    ERR_DATABASE_UNAVAILABLE,
     ERR_EXCEEDS_LENGTH,
     ERR_FINAL_UPLOAD_PATCH,
     ERR_FORBIDDEN,
-    ERR_INVALID_CONCAT,
     ERR_INVALID_LENGTH,
     ERR_LENGTH_MISMATCH,
     ERR_OFFSET_MISMATCH,
@@ -45,58 +40,27 @@ from video_upload.errors import (
     ServiceError,
 )
 from video_upload.storage.base import StorageError, StoredUpload, UploadStore, WriteResult
+from video_upload.uploads.concat import Concatenator
 from video_upload.uploads.locks import UploadLocks
 from video_upload.uploads.media import display_name, video_content_type
+from video_upload.uploads.records import (
+    Chunk,
+    Clock,
+    DatabaseSession,
+    NewUpload,
+    WriteOutcome,
+    stored,
+    utcnow,
+)
 from video_upload.uploads.streams import GuardedBody
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 T = TypeVar("T")
 
 # How long a HEAD waits for an in-flight PATCH to settle before answering with the committed
 # offset anyway (HEAD never fails because someone is writing).
 HEAD_WAIT_SECONDS = 3.0
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class NewUpload:
-    """What a client asks for when it creates an upload."""
-
-    length: int | None
-    raw_metadata: str | None = None
-    metadata: dict[str, str | None] = field(default_factory=dict)
-    partial: bool = False
-    declared_duration_seconds: float | None = None
-    content_type: str | None = None
-    require_video_type: bool = False
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One PATCH (or creation-with-upload body) on its way in."""
-
-    offset: int
-    body: AsyncIterator[bytes]
-    content_length: int | None = None
-    declared_length: int | None = None
-    checksum: ExpectedChecksum | None = None
-
-
-@dataclass(frozen=True)
-class WriteOutcome:
-    video: Video
-    disconnected: bool
-
-
-def stored(video: Video) -> StoredUpload:
-    return StoredUpload(
-        key=video.storage_key, offset=video.upload_offset, state=video.upload_metadata
-    )
 
 
 class UploadService:
@@ -114,6 +78,7 @@ class UploadService:
         self.store = store
         self.locks = locks or UploadLocks()
         self.clock = clock
+        self.concat = Concatenator(self)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -129,7 +94,7 @@ class UploadService:
             and video.upload_expires_at <= self.clock()
         )
 
-    def _check_length(self, length: int) -> None:
+    def check_length(self, length: int) -> None:
         if length < 0:
             raise ERR_INVALID_LENGTH.with_message("Upload-Length must not be negative")
         if length > self.settings.max_upload_size:
@@ -166,7 +131,7 @@ class UploadService:
 
     async def create(self, user_id: str, new: NewUpload) -> Video:
         if new.length is not None:
-            self._check_length(new.length)
+            self.check_length(new.length)
         filename = display_name(new.metadata.get("filename"))
         content_type = video_content_type(
             new.content_type or new.metadata.get("filetype"),
@@ -179,7 +144,7 @@ class UploadService:
             session_id = None
             if not new.partial:
                 session_id = await self.owned_session(db, user_id, new.metadata.get("session_id"))
-            state = await self._storage(self.store.create(upload_id))
+            state = await self.storage_call(self.store.create(upload_id))
             video = Video(
                 id=uuid.uuid4(),
                 user_id=user_id,
@@ -269,7 +234,7 @@ class UploadService:
             source = self.locks.interruptible(upload_id, chunk.body)
             body = GuardedBody(source, limit=limit, checksum=chunk.checksum)
             committed = stored(video)
-            result = await self._storage(self.store.write(committed, body.chunks()))
+            result = await self.storage_call(self.store.write(committed, body.chunks()))
             if body.overflowed:
                 await self._discard(committed, result)
                 raise ServiceError(ERR_EXCEEDS_LENGTH)
@@ -282,14 +247,14 @@ class UploadService:
             if length is not None and video.upload_offset == length:
                 video = await self._finish(video)
         if video.concat == "partial" and video.upload_completed:
-            await self._finals_waiting_for(video)
+            await self.concat.finals_waiting_for(video)
         return WriteOutcome(video, disconnected=body.disconnected)
 
     def _settle_length(self, video: Video, declared: int | None) -> int | None:
         if declared is None:
             return video.upload_length
         if video.upload_length is None:
-            self._check_length(declared)
+            self.check_length(declared)
             if declared < video.upload_offset:
                 raise ERR_INVALID_LENGTH.with_message("Upload-Length is below the current offset")
             return declared
@@ -329,7 +294,7 @@ class UploadService:
         """Seal an upload whose every byte has arrived. Safe to repeat."""
         if video.upload_completed:
             return video
-        state = await self._storage(self.store.finish(stored(video)))
+        state = await self.storage_call(self.store.finish(stored(video)))
         now = self.clock()
         values: dict[str, Any] = {
             "upload_metadata": state,
@@ -354,7 +319,7 @@ class UploadService:
         async with self.locks.hold(video.upload_id):
             return await self._finish(video)
 
-    # -- concatenation -------------------------------------------------------------------
+    # -- concatenation (see uploads.concat) ------------------------------------------------
 
     async def create_final(
         self,
@@ -363,117 +328,10 @@ class UploadService:
         raw_metadata: str | None,
         metadata: dict[str, str | None],
     ) -> Video:
-        """Create a final upload out of partial ones (which may still be unfinished)."""
-        async with self.database() as db:
-            parts = await self._owned_partials(db, user_id, part_ids)
-            session_id = await self.owned_session(db, user_id, metadata.get("session_id"))
-            filename = display_name(metadata.get("filename"))
-            lengths = [part.upload_length for part in parts]
-            total = None if None in lengths else sum(length or 0 for length in lengths)
-            if total is not None:
-                self._check_length(total)
-            upload_id = secrets.token_hex(16)
-            now = self.clock()
-            video = Video(
-                id=uuid.uuid4(),
-                user_id=user_id,
-                session_id=session_id,
-                upload_id=upload_id,
-                upload_offset=0,
-                upload_length=total,
-                upload_completed=False,
-                upload_metadata={},
-                upload_expires_at=self.next_expiry(),
-                tus_metadata=raw_metadata,
-                concat="final",
-                concat_parts=part_ids,
-                storage_key=upload_id,
-                filename=filename,
-                content_type=video_content_type(metadata.get("filetype"), filename, required=False),
-                status="pending",
-                created_at=now,
-                updated_at=now,
-            )
-            await VideoRepository(db).add(video)
-            await db.commit()
-        return await self.refresh_final(video)
-
-    async def _owned_partials(
-        self, db: AsyncSession, user_id: str, part_ids: list[str]
-    ) -> list[Video]:
-        found = {
-            video.upload_id: video for video in await VideoRepository(db).by_upload_ids(part_ids)
-        }
-        parts = []
-        for part_id in part_ids:
-            part = found.get(part_id)
-            if part is None or part.user_id != user_id:
-                raise ERR_UPLOAD_NOT_FOUND.with_message(f"partial upload {part_id} not found")
-            if part.concat != "partial":
-                raise ERR_INVALID_CONCAT.with_message(f"upload {part_id} is not a partial upload")
-            if self.is_expired(part):
-                raise ERR_UPLOAD_GONE.with_message(f"partial upload {part_id} expired")
-            parts.append(part)
-        return parts
+        return await self.concat.create_final(user_id, part_ids, raw_metadata, metadata)
 
     async def refresh_final(self, video: Video) -> Video:
-        """Assemble a final upload once all its partials are complete."""
-        if video.concat != "final" or video.upload_completed:
-            return video
-        async with self.locks.hold(video.upload_id):
-            async with self.database() as db:
-                current = await VideoRepository(db).by_upload_id(video.upload_id)
-                if current is None:
-                    raise ServiceError(ERR_UPLOAD_NOT_FOUND)
-                if current.upload_completed:
-                    return current
-                part_ids = current.concat_parts or []
-                parts = await self._owned_partials(db, current.user_id, part_ids)
-            if not all(part.upload_completed for part in parts):
-                return current
-            concatenate = getattr(self.store, "concatenate", None)
-            if concatenate is None:
-                raise ERR_INVALID_CONCAT.with_message("this store cannot concatenate")
-            state = await self._storage(
-                concatenate(current.storage_key, [stored(p) for p in parts])
-            )
-            total = sum(part.upload_offset for part in parts)
-            values: dict[str, Any] = {
-                "upload_metadata": state,
-                "upload_offset": total,
-                "upload_length": total,
-                "upload_completed": True,
-                "upload_expires_at": None,
-                "status": "uploaded",
-                "updated_at": self.clock(),
-            }
-            async with self.database() as db:
-                await VideoRepository(db).update(current.upload_id, values)
-                await db.commit()
-            for name, value in values.items():
-                setattr(current, name, value)
-        await self._release_partials(current.user_id, parts)
-        return current
-
-    async def _release_partials(self, user_id: str, parts: list[Video]) -> None:
-        """Free consumed partials that no unfinished final upload still lists."""
-        async with self.database() as db:
-            pending = await VideoRepository(db).unfinished_finals(user_id)
-        still_needed = {part for final in pending for part in final.concat_parts or []}
-        for part in parts:
-            if part.upload_id in still_needed:
-                continue
-            await self._storage(self.store.terminate(stored(part)))
-            async with self.database() as db:
-                await VideoRepository(db).remove(part.upload_id)
-                await db.commit()
-
-    async def _finals_waiting_for(self, part: Video) -> None:
-        async with self.database() as db:
-            pending = await VideoRepository(db).unfinished_finals(part.user_id)
-        for final in pending:
-            if part.upload_id in (final.concat_parts or []):
-                await self.refresh_final(final)
+        return await self.concat.refresh_final(video)
 
     # -- termination ---------------------------------------------------------------------
 
@@ -481,17 +339,17 @@ class UploadService:
         async with self.locks.hold(upload_id):
             async with self.database() as db:
                 video = await self.owned_upload(db, user_id, upload_id)
-            await self._storage(self.store.terminate(stored(video)))
+            await self.storage_call(self.store.terminate(stored(video)))
             async with self.database() as db:
                 await VideoRepository(db).remove(upload_id)
                 await db.commit()
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def database(self) -> _DatabaseSession:
-        return _DatabaseSession(self.sessions)
+    def database(self) -> DatabaseSession:
+        return DatabaseSession(self.sessions)
 
-    async def _storage(self, operation: Awaitable[T]) -> T:
+    async def storage_call(self, operation: Awaitable[T]) -> T:
         """Await a store call, turning its failures into the client-facing errors."""
         try:
             return await operation
@@ -508,20 +366,4 @@ class UploadService:
             log.warning("could not discard an abandoned write to %s", committed.key)
 
 
-class _DatabaseSession:
-    """An AsyncSession whose connection failures become a retryable 503."""
-
-    def __init__(self, factory: async_sessionmaker[AsyncSession]) -> None:
-        self._session = factory()
-
-    async def __aenter__(self) -> AsyncSession:
-        return self._session
-
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        await self._session.close()
-        if isinstance(exc, OperationalError | DBAPIError) and not isinstance(exc, ServiceError):
-            log.warning("database unavailable: %s", exc)
-            raise ServiceError(ERR_DATABASE_UNAVAILABLE) from exc
-
-
-__all__ = ["Chunk", "NewUpload", "UploadService", "WriteOutcome"]
+__all__ = ["Chunk", "Clock", "NewUpload", "UploadService", "WriteOutcome", "stored", "utcnow"]
