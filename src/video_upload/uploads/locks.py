@@ -64,6 +64,15 @@ class UploadLocks:
             if entry.users == 0:
                 del self._entries[upload_id]
 
+    def stop_all(self) -> None:
+        """Tell every holder to stop and save (graceful shutdown)."""
+        for entry in self._entries.values():
+            if entry.holder is None:
+                continue
+            entry.stop_requested = True
+            if entry.receiving_since is not None:
+                entry.holder.cancel()
+
     async def _acquire(self, entry: _Entry, preempt: bool, wait_seconds: float) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds

@@ -1,0 +1,97 @@
+"""The `video-upload` command and the embedded defaults a new user starts with."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt
+import pytest
+
+from video_upload.auth import Authenticator
+from video_upload.config import Settings
+from video_upload.errors import ServiceError
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith(("JWT_", "DATA"))
+    }
+    environment.update(env or {})
+    result = subprocess.run(
+        [sys.executable, "-m", "video_upload", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_token_without_configured_secret_generates_one_kept_private(tmp_path: Path) -> None:
+    token = run_cli("token", "--user", "alice", "--ttl", "120", cwd=tmp_path).strip()
+    secret_file = tmp_path / "data" / "jwt_secret"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    claims = jwt.decode(token, secret_file.read_text().strip(), algorithms=["HS256"])
+    assert claims["sub"] == "alice"
+    assert claims["exp"] - claims["iat"] == 120
+    again = run_cli("token", "--user", "bob", cwd=tmp_path).strip()
+    assert jwt.decode(again, secret_file.read_text().strip(), algorithms=["HS256"])["sub"] == "bob"
+
+
+def test_token_is_accepted_by_a_server_with_the_same_settings(tmp_path: Path) -> None:
+    token = run_cli("token", "--user", "carol", cwd=tmp_path).strip()
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
+    assert Authenticator(settings).user_from_header(f"Bearer {token}") == "carol"
+
+
+def test_migrate_creates_the_schema_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
+    output = run_cli("migrate", cwd=tmp_path)
+    assert "up to date" in output
+    with sqlite3.connect(tmp_path / "data" / "video-upload.db") as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"practice_sessions", "videos", "alembic_version"} <= tables
+    run_cli("migrate", cwd=tmp_path)  # idempotent
+
+
+def test_rs256_tokens_verify_with_the_public_key(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public_pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        data_dir=tmp_path,
+        jwt_algorithm="RS256",
+        jwt_public_key=public_pem,
+        jwt_private_key=private_pem,
+        jwt_audience="video-upload",
+        jwt_issuer="auth.example",
+    )
+    authenticator = Authenticator(settings)
+    token = authenticator.mint("dave")
+    assert authenticator.user_from_header(f"Bearer {token}") == "dave"
+    wrong_audience = jwt.encode(
+        {"sub": "dave", "exp": 4102444800, "aud": "other", "iss": "auth.example"},
+        private_pem,
+        algorithm="RS256",
+    )
+    with pytest.raises(ServiceError):
+        authenticator.user_from_header(f"Bearer {wrong_audience}")
