@@ -96,3 +96,8 @@ class Video(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The writer lease (see uploads.leases): who may write, until when, and whether a newer
+    # request of the owner asked the holder to stop and save.
+    lock_owner: Mapped[str | None] = mapped_column(String(64))
+    lock_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lock_stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)

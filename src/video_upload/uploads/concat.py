@@ -101,7 +101,7 @@ class Concatenator:
         """Assemble a final upload once all its partials are complete."""
         if video.concat != "final" or video.upload_completed:
             return video
-        async with self.uploads.locks.hold(video.upload_id):
+        async with self.uploads.leases.exclusive(video.upload_id):
             async with self.uploads.database() as db:
                 current = await VideoRepository(db).by_upload_id(video.upload_id)
                 if current is None:

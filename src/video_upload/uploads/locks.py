@@ -64,6 +64,23 @@ class UploadLocks:
             if entry.users == 0:
                 del self._entries[upload_id]
 
+    def is_held(self, upload_id: str) -> bool:
+        entry = self._entries.get(upload_id)
+        return entry is not None and entry.lock.locked()
+
+    def stop(self, upload_id: str, *, only_if_stalled: bool) -> None:
+        """Ask the holder of `upload_id` to stop and save (a request from another node)."""
+        entry = self._entries.get(upload_id)
+        if entry is None:
+            return
+        loop = asyncio.get_running_loop()
+        if only_if_stalled:
+            self._stop_if_stalled(entry, loop.time())
+        elif entry.holder is not None:
+            entry.stop_requested = True
+            if entry.receiving_since is not None:
+                entry.holder.cancel()
+
     def stop_all(self) -> None:
         """Tell every holder to stop and save (graceful shutdown)."""
         for entry in self._entries.values():

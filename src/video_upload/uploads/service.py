@@ -41,6 +41,7 @@ from video_upload.errors import (
 )
 from video_upload.storage.base import StorageError, StoredUpload, UploadStore, WriteResult
 from video_upload.uploads.concat import Concatenator
+from video_upload.uploads.leases import WriterLeases
 from video_upload.uploads.locks import UploadLocks
 from video_upload.uploads.media import display_name, video_content_type
 from video_upload.uploads.records import (
@@ -78,6 +79,7 @@ class UploadService:
         self.store = store
         self.locks = locks or UploadLocks()
         self.clock = clock
+        self.leases = WriterLeases(sessions, clock, self.locks)
         self.concat = Concatenator(self)
 
     # -- helpers -------------------------------------------------------------------------
@@ -168,7 +170,7 @@ class UploadService:
             await VideoRepository(db).add(video)
             await db.commit()
         if new.length == 0:
-            async with self.locks.hold(upload_id):
+            async with self.leases.exclusive(upload_id):
                 video = await self._finish(video)
         return video
 
@@ -202,9 +204,11 @@ class UploadService:
         """
         async with self.database() as db:
             video = await self.owned_upload(db, user_id, upload_id)
+        if not self.leases.is_busy(video):
+            return video
         try:
             async with (
-                self.locks.hold(upload_id, preempt=True, wait_seconds=HEAD_WAIT_SECONDS),
+                self.leases.exclusive(upload_id, preempt=True, wait_seconds=HEAD_WAIT_SECONDS),
                 self.database() as db,
             ):
                 return await self.owned_upload(db, user_id, upload_id)
@@ -216,7 +220,7 @@ class UploadService:
     async def write(self, user_id: str, upload_id: str, chunk: Chunk) -> WriteOutcome:
         async with self.database() as db:
             await self.owned_upload(db, user_id, upload_id)  # only the owner may pre-empt
-        async with self.locks.hold(upload_id, preempt=True):
+        async with self.leases.exclusive(upload_id, preempt=True):
             async with self.database() as db:
                 video = await self.owned_upload(db, user_id, upload_id)
             if video.concat == "final":
@@ -316,7 +320,7 @@ class UploadService:
             return video
         if video.upload_offset != video.upload_length:
             return video
-        async with self.locks.hold(video.upload_id):
+        async with self.leases.exclusive(video.upload_id):
             return await self._finish(video)
 
     # -- concatenation (see uploads.concat) ------------------------------------------------
@@ -336,7 +340,7 @@ class UploadService:
     # -- termination ---------------------------------------------------------------------
 
     async def terminate(self, user_id: str, upload_id: str) -> None:
-        async with self.locks.hold(upload_id):
+        async with self.leases.exclusive(upload_id):
             async with self.database() as db:
                 video = await self.owned_upload(db, user_id, upload_id)
             await self.storage_call(self.store.terminate(stored(video)))

@@ -1,0 +1,73 @@
+"""SQL for writer leases: take, renew, release, ask to stop (see uploads.leases)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from video_upload.db.models import Video
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    owner: str | None
+    expires_at: datetime | None
+    stop_requested: bool
+
+
+class LeaseRepository:
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def take(self, upload_id: str, owner: str, now: datetime, until: datetime) -> bool:
+        """Take the lease if it is free or expired; True when this owner now holds it."""
+        result = await self.db.execute(
+            update(Video)
+            .where(
+                Video.upload_id == upload_id,
+                or_(Video.lock_owner.is_(None), Video.lock_expires_at < now),
+            )
+            .values(lock_owner=owner, lock_expires_at=until, lock_stop_requested=False)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def renew(self, upload_id: str, owner: str, until: datetime) -> LeaseState | None:
+        """Extend the lease; None when this owner no longer holds it."""
+        result = await self.db.execute(
+            update(Video)
+            .where(Video.upload_id == upload_id, Video.lock_owner == owner)
+            .values(lock_expires_at=until)
+            .returning(Video.lock_owner, Video.lock_expires_at, Video.lock_stop_requested)
+            .execution_options(synchronize_session=False)
+        )
+        row = result.one_or_none()
+        return None if row is None else LeaseState(row[0], row[1], bool(row[2]))
+
+    async def release(self, upload_id: str, owner: str) -> None:
+        await self.db.execute(
+            update(Video)
+            .where(Video.upload_id == upload_id, Video.lock_owner == owner)
+            .values(lock_owner=None, lock_expires_at=None, lock_stop_requested=False)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def request_stop(self, upload_id: str) -> None:
+        await self.db.execute(
+            update(Video)
+            .where(Video.upload_id == upload_id, Video.lock_owner.is_not(None))
+            .values(lock_stop_requested=True)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def state(self, upload_id: str) -> LeaseState | None:
+        result = await self.db.execute(
+            select(Video.lock_owner, Video.lock_expires_at, Video.lock_stop_requested).where(
+                Video.upload_id == upload_id
+            )
+        )
+        row = result.one_or_none()
+        return None if row is None else LeaseState(row[0], row[1], bool(row[2]))

@@ -1,0 +1,138 @@
+"""Writer exclusion across processes and nodes: a lease row per upload, renewed while writing.
+
+Any node may receive any request, so a request that writes (PATCH, finish, termination,
+assembly, cleanup) first takes the in-process lock (`UploadLocks`) and then the upload's lease in
+the shared database: `lock_owner` and `lock_expires_at` on the `videos` row, taken with a
+conditional UPDATE, renewed every `heartbeat_seconds` while the request runs, cleared when it
+ends. A node that dies simply stops renewing; its lease runs out after `lease_seconds` and the
+next request takes over. No database connection is held for the length of a slow upload.
+
+A newer request of the owner that finds the lease held sets `lock_stop_requested`; the holder's
+heartbeat sees it and, if its client has stalled, stops and saves what it received, so a phone's
+retry through another node is served within seconds. A holder whose lease was lost stops at once.
+
+The same SQL runs on SQLite (several worker processes on one machine) and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from video_upload.db.leases import LeaseRepository
+from video_upload.db.models import Video
+from video_upload.errors import ERR_UPLOAD_LOCKED, ERR_UPLOAD_NOT_FOUND, ServiceError
+from video_upload.uploads.locks import UploadLocks
+from video_upload.uploads.records import Clock, DatabaseSession
+
+log = logging.getLogger(__name__)
+
+NODE = f"{socket.gethostname()[:32]}:{os.getpid()}"
+
+
+class WriterLeases:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        locks: UploadLocks,
+        *,
+        lease_seconds: float = 10.0,
+        heartbeat_seconds: float = 1.0,
+        poll_seconds: float = 0.2,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.locks = locks
+        self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.poll_seconds = poll_seconds
+
+    @asynccontextmanager
+    async def exclusive(
+        self, upload_id: str, *, preempt: bool = False, wait_seconds: float | None = None
+    ) -> AsyncIterator[None]:
+        """Hold the upload in this process and across nodes, or raise 423 after waiting."""
+        wait = wait_seconds if wait_seconds is not None else self.locks.wait_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        async with self.locks.hold(upload_id, preempt=preempt, wait_seconds=wait):
+            owner = f"{NODE}:{secrets.token_hex(6)}"
+            await self._take(upload_id, owner, preempt=preempt, deadline=deadline)
+            heartbeat = asyncio.create_task(self._heartbeat(upload_id, owner))
+            try:
+                yield
+            finally:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+                await self._release(upload_id, owner)
+
+    def is_busy(self, video: Video) -> bool:
+        """Whether someone (here or on another node) may be writing to this upload now."""
+        if self.locks.is_held(video.upload_id):
+            return True
+        return (
+            video.lock_owner is not None
+            and video.lock_expires_at is not None
+            and video.lock_expires_at > self.clock()
+        )
+
+    async def _take(self, upload_id: str, owner: str, *, preempt: bool, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        asked_to_stop_at = float("-inf")
+        while True:
+            now = self.clock()
+            async with DatabaseSession(self.sessions) as db:
+                repository = LeaseRepository(db)
+                taken = await repository.take(
+                    upload_id, owner, now, now + timedelta(seconds=self.lease_seconds)
+                )
+                if not taken and preempt and loop.time() - asked_to_stop_at >= 1.0:
+                    await repository.request_stop(upload_id)
+                    asked_to_stop_at = loop.time()
+                await db.commit()
+                if taken:
+                    return
+                if await repository.state(upload_id) is None:
+                    raise ServiceError(ERR_UPLOAD_NOT_FOUND)
+            if loop.time() >= deadline:
+                raise ERR_UPLOAD_LOCKED.with_message(
+                    "another request is writing to this upload; retry shortly"
+                )
+            await asyncio.sleep(self.poll_seconds)
+
+    async def _heartbeat(self, upload_id: str, owner: str) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            until = self.clock() + timedelta(seconds=self.lease_seconds)
+            try:
+                async with DatabaseSession(self.sessions) as db:
+                    state = await LeaseRepository(db).renew(upload_id, owner, until)
+                    await db.commit()
+            except ServiceError:
+                log.warning("could not renew the lease on upload %s; retrying", upload_id)
+                continue
+            if state is None:
+                log.warning("lost the lease on upload %s; stopping its writer", upload_id)
+                self.locks.stop(upload_id, only_if_stalled=False)
+                return
+            if state.stop_requested:
+                self.locks.stop(upload_id, only_if_stalled=True)
+
+    async def _release(self, upload_id: str, owner: str) -> None:
+        try:
+            async with DatabaseSession(self.sessions) as db:
+                await LeaseRepository(db).release(upload_id, owner)
+                await db.commit()
+        except ServiceError:
+            log.warning("could not release the lease on %s; it runs out by itself", upload_id)
