@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from video_upload.api.errors import install_error_handlers
 from video_upload.auth import Authenticator
 from video_upload.config import Settings
 from video_upload.db.engine import create_engine, create_session_factory
+from video_upload.lifecycle import Drain, DrainMiddleware
 from video_upload.middleware import MethodOverrideMiddleware
 from video_upload.storage.base import StorageError, UploadStore
 from video_upload.storage.factory import open_store
@@ -38,23 +40,28 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     authenticator = Authenticator(settings)
+    drain = Drain()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.resolved_database_url)
         store = await store_opener(settings)
         sessions_factory = create_session_factory(engine)
+        upload_service = UploadService(settings, sessions_factory, store, clock=clock)
         app.state.services = Services(
             settings=settings,
             engine=engine,
             sessions=sessions_factory,
             store=store,
             authenticator=authenticator,
-            uploads=UploadService(settings, sessions_factory, store, clock=clock),
+            uploads=upload_service,
         )
+        drain.on_drain(upload_service.locks.stop_all)
+        restore_signals = drain.chain_signal_handlers(asyncio.get_running_loop())
         try:
             yield
         finally:
+            restore_signals()
             await store.close()
             await engine.dispose()
 
@@ -100,6 +107,8 @@ def create_app(
         max_age=86400,
     )
     app.add_middleware(MethodOverrideMiddleware)
+    app.add_middleware(DrainMiddleware, drain=drain)
+    app.state.drain = drain
     return app
 
 
