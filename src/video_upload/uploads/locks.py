@@ -38,6 +38,8 @@ class UploadLocks:
         self.wait_seconds = wait_seconds
         self.stall_seconds = stall_seconds
         self.poll_seconds = poll_seconds
+        self.draining = False
+        self._drain_task: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def hold(
@@ -81,14 +83,27 @@ class UploadLocks:
             if entry.receiving_since is not None:
                 entry.holder.cancel()
 
-    def stop_all(self) -> None:
-        """Tell every holder to stop and save (graceful shutdown)."""
-        for entry in self._entries.values():
-            if entry.holder is None:
-                continue
-            entry.stop_requested = True
-            if entry.receiving_since is not None:
-                entry.holder.cancel()
+    def stop_all(self, *, idle_seconds: float = 0.5, budget_seconds: float = 5.0) -> None:
+        """Graceful shutdown: let every writer save what it received, then stop it.
+
+        For `budget_seconds`, a writer is stopped as soon as its client has sent nothing for
+        `idle_seconds` (so bytes already on their way are read and kept); after that, every
+        writer, and any that starts later, is stopped at once.
+        """
+        self._drain_task = asyncio.get_running_loop().create_task(
+            self._drain(idle_seconds, budget_seconds)
+        )
+
+    async def _drain(self, idle_seconds: float, budget_seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget_seconds
+        while loop.time() < deadline:
+            for entry in list(self._entries.values()):
+                self._stop_if_stalled(entry, loop.time(), idle_seconds)
+            await asyncio.sleep(self.poll_seconds)
+        self.draining = True
+        for entry in list(self._entries.values()):
+            self._stop_if_stalled(entry, loop.time(), 0.0)
 
     async def _acquire(self, entry: _Entry, preempt: bool, wait_seconds: float) -> None:
         loop = asyncio.get_running_loop()
@@ -109,9 +124,10 @@ class UploadLocks:
             except TimeoutError:
                 continue
 
-    def _stop_if_stalled(self, entry: _Entry, now: float) -> None:
+    def _stop_if_stalled(self, entry: _Entry, now: float, idle: float | None = None) -> None:
         since = entry.receiving_since
-        if since is None or now - since < self.stall_seconds or entry.holder is None:
+        threshold = self.stall_seconds if idle is None else idle
+        if since is None or now - since < threshold or entry.holder is None:
             return
         entry.stop_requested = True
         entry.holder.cancel()
@@ -127,7 +143,7 @@ class UploadLocks:
         task = asyncio.current_task()
         iterator = source.__aiter__()
         loop = asyncio.get_running_loop()
-        while not entry.stop_requested:
+        while not entry.stop_requested and not self.draining:
             entry.receiving_since = loop.time()
             try:
                 chunk = await anext(iterator)

@@ -1,0 +1,82 @@
+"""The service as a real process: start-up on embedded defaults, graceful shutdown."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from tests.support.nodes import Node
+from tests.support.tus import TUS_PATH, auth, metadata, patch_headers, pattern
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    node = Node(env={"JWT_SECRET": "lifecycle-secret-0123456789abcdef"}, workdir=tmp_path)
+    yield node
+    node.stop()
+
+
+def token(user: str) -> str:
+    claims = {"sub": user, "exp": int(time.time()) + 600}
+    return jwt.encode(claims, "lifecycle-secret-0123456789abcdef", algorithm="HS256")
+
+
+def new_upload(base_url: str, headers: dict[str, str], length: int) -> str:
+    session = httpx.post(f"{base_url}/api/v1/sessions", headers=headers, json={})
+    created = httpx.post(
+        base_url + TUS_PATH,
+        headers={
+            **headers,
+            "Upload-Length": str(length),
+            "Upload-Metadata": metadata(session_id=session.json()["id"]),
+        },
+    )
+    assert created.status_code == 201, created.text
+    return str(created.headers["Location"])
+
+
+def test_serve_on_embedded_defaults_creates_database_and_storage(node: Node) -> None:
+    node.start()
+    assert httpx.get(f"{node.base_url}/readyz").json()["status"] == "ready"
+    assert (node.workdir / "data" / "video-upload.db").exists()
+    assert (node.workdir / "data" / "uploads").is_dir()
+
+
+def test_sigterm_saves_a_stalled_patch_and_exits_promptly(node: Node) -> None:
+    node.start()
+    headers = auth(token("mia"))
+    data = pattern(2 * 1024 * 1024, seed=21)
+    url = new_upload(node.base_url, headers, len(data))
+    delivered = 512 * 1024
+    request = [
+        f"PATCH {url} HTTP/1.1",
+        f"Host: 127.0.0.1:{node.port}",
+        f"Content-Length: {len(data)}",
+    ]
+    request += [f"{name}: {value}" for name, value in patch_headers(headers, 0).items()]
+    with socket.create_connection(("127.0.0.1", node.port)) as stalled:
+        stalled.sendall(("\r\n".join(request) + "\r\n\r\n").encode() + data[:delivered])
+        began = time.monotonic()
+        exit_code = node.terminate(timeout=30)
+        elapsed = time.monotonic() - began
+        stalled.settimeout(5)
+        answer = stalled.recv(4096).decode(errors="replace")
+    assert exit_code in (0, -signal.SIGTERM), node.log()  # uvicorn re-raises the signal
+    assert elapsed < 15, f"shutdown took {elapsed:.1f}s"
+    assert answer.startswith("HTTP/1.1 204"), answer
+    saved = int(answer.lower().split("upload-offset:")[1].split("\r\n")[0])
+    assert saved == delivered
+    node.start()
+    head = httpx.head(node.base_url + url, headers=headers)
+    assert head.headers["Upload-Offset"] == str(saved)
+    rest = httpx.patch(
+        node.base_url + url, headers=patch_headers(headers, saved), content=data[saved:], timeout=60
+    )
+    assert rest.status_code == 204, rest.text
