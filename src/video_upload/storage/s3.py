@@ -1,0 +1,382 @@
+"""The S3 store: uploads as S3 multipart uploads (AWS S3, MinIO, or any S3-compatible service).
+
+Bucket layout (every name below the configured `s3_key_prefix`, `uploads/` by default):
+
+    <prefix><key>                          the finished object; while the upload is unfinished,
+                                           the pending multipart upload that will become it
+    <prefix><key>.staging/<offset:020d>    a staged remainder: the bytes of one chunk, starting at
+                                           that offset, that did not fill a whole part
+
+Part sizing: every part is exactly `s3_part_size` bytes (at least 5 MiB, the S3 minimum for
+every part but the last), except the last part, which holds whatever is left when the upload
+finishes. Part N therefore always holds bytes [(N-1) * part_size, N * part_size), whatever the
+chunk pattern, and a 500 MiB file needs 100 parts, far below the limit of 10,000.
+
+The staging rule: a write streams the chunk into a buffer of one part. Whenever the buffer
+(plus the bytes already staged) reaches a whole part, it is uploaded with UploadPart and the
+buffer starts over; a chunk aligned to the part size with nothing staged costs exactly one
+UploadPart and nothing else. A remainder smaller than a part is put as a staging object, in the
+bucket rather than on local disk, because the next chunk may reach another node. When staged
+bytes plus new bytes reach a part, each staged object is downloaded (exactly once in its life),
+the segments are folded into the part in order, and the part is uploaded. Memory per upload
+stays at about one part buffer. `finish` turns the staged remainder into the (possibly small)
+last part, completes the multipart upload and deletes the staging objects. A zero-byte upload
+aborts its multipart upload and puts an empty object instead.
+
+The database is the source of truth: every call gets the committed state (multipart upload id,
+parts with their ETags, staged segments) and returns a new one. A write that is never committed
+is simply forgotten, because everything it did is overwritten by the next write from the
+committed state: part numbers derive from the committed parts (an abandoned UploadPart N is
+overwritten by the next UploadPart N, and parts beyond the committed ones are dropped by
+CompleteMultipartUpload), and staging objects are named by their start offset. For the same
+reason, staging objects folded into a part are not deleted by the write that folds them (the
+committed state may still need them if that write is abandoned): the state lists them as
+`consumed`, and the next write deletes them with one DeleteObjects, once the state that no
+longer needs them has been committed. Staging objects left over by abandoned writes are found
+by listing and deleted when the upload finishes or is terminated.
+
+Concatenation builds the final object with a new multipart upload whose parts are copied
+server-side (UploadPartCopy) from the finished partial uploads; only small partials (and the
+head of the partial following one, to top a part up to 5 MiB) are downloaded.
+
+IAM permissions needed on the bucket (`arn:aws:s3:::<bucket>`) and its objects
+(`arn:aws:s3:::<bucket>/<prefix>*`):
+
+    s3:PutObject                    CreateMultipartUpload, UploadPart, UploadPartCopy,
+                                    CompleteMultipartUpload, PutObject (staging, empty objects)
+    s3:GetObject                    GetObject (reads, staging objects, small partials), HeadObject,
+                                    and the source side of UploadPartCopy
+    s3:DeleteObject                 DeleteObjects (staging objects, terminated uploads)
+    s3:AbortMultipartUpload         AbortMultipartUpload (terminate, zero-byte uploads, cleanup)
+    s3:ListBucket                   ListObjectsV2 and HeadBucket (readiness, cleanup)
+    s3:ListBucketMultipartUploads   ListMultipartUploads (orphan cleanup, terminate)
+    s3:ListMultipartUploadParts     not called today; useful for inspecting uploads by hand
+    s3:CreateBucket                 only if the bucket should be created when missing
+
+Every foreign error (botocore's ClientError, connection errors, timeouts) is translated into
+`StorageError` at the request layer (`s3_requests`): retryable for 5xx, throttling and
+connection problems, not retryable for other client errors. Nothing from botocore gets out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError
+
+from video_upload.config import Settings
+from video_upload.storage.base import (
+    ByteRange,
+    ByteStream,
+    StorageError,
+    StoredUpload,
+    StoreState,
+    WriteResult,
+)
+from video_upload.storage.s3_parts import (
+    BufferedPart,
+    CopyPart,
+    Part,
+    Segment,
+    Slice,
+    UploadState,
+    belongs_to,
+    key_of,
+    plan_concatenation,
+    staging_key,
+    staging_prefix,
+)
+from video_upload.storage.s3_requests import S3Requests, S3StorageError
+
+READ_CHUNK = 256 * 1024
+FETCH_CONCURRENCY = 8
+
+
+class S3Store(S3Requests):
+    """Keeps uploads as S3 multipart uploads; implements UploadStore, ConcatenatingStore and
+    OrphanListingStore. Build it with `await S3Store.open(settings)`; the request counters
+    (`request_counts`, `bytes_sent`, `bytes_received`, `bytes_copied`) come from S3Requests."""
+
+    def __init__(self, client: Any, settings: Settings, stack: AsyncExitStack | None = None):
+        super().__init__(client, settings.s3_bucket_name)
+        self._stack = stack
+        self.prefix = settings.s3_key_prefix
+        self.part_size = settings.s3_part_size
+
+    @classmethod
+    async def open(cls, settings: Settings) -> S3Store:
+        """Create the one long-lived client, and the bucket if it does not exist."""
+        config = AioConfig(
+            s3={"addressing_style": "path"},
+            retries={"mode": "standard", "max_attempts": 3},
+            connect_timeout=5,
+            read_timeout=60,
+            max_pool_connections=32,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        stack = AsyncExitStack()
+        try:
+            client = await stack.enter_async_context(
+                get_session().create_client(
+                    "s3",
+                    region_name=settings.aws_region or None,
+                    endpoint_url=settings.s3_endpoint_url or None,
+                    aws_access_key_id=settings.aws_access_key_id or None,
+                    aws_secret_access_key=settings.aws_secret_access_key or None,
+                    config=config,
+                )
+            )
+            store = cls(client, settings, stack)
+            await store._ensure_bucket(settings.aws_region)
+        except (BotoCoreError, ValueError) as error:
+            await stack.aclose()
+            raise StorageError(f"cannot set up the S3 client: {error}", retryable=False) from None
+        except BaseException:
+            await stack.aclose()
+            raise
+        return store
+
+    async def close(self) -> None:
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.aclose()
+
+    async def check(self) -> None:
+        await self._request("HeadBucket", Bucket=self.bucket)
+
+    # -- the upload lifecycle ----------------------------------------------------------------
+
+    async def create(self, key: str) -> StoreState:
+        object_key = self._object_key(key)
+        response = await self._request("CreateMultipartUpload", Bucket=self.bucket, Key=object_key)
+        state = UploadState(object_key, multipart_upload_id=str(response["UploadId"]))
+        return state.to_dict()
+
+    async def write(self, upload: StoredUpload, stream: ByteStream) -> WriteResult:
+        state = self._state(upload)
+        state.check_unfinished(upload.offset)
+        if state.consumed:
+            await self._delete_objects([staging_key(state.object_key, o) for o in state.consumed])
+            state.consumed = []
+        offset = upload.offset
+        buffer = bytearray()
+        room = max(self.part_size - state.staged_size, 0)  # (0 if the part size was lowered)
+        async for chunk in stream:
+            view = memoryview(chunk)
+            while view:
+                taken = view[:room]
+                buffer += taken
+                offset += len(taken)
+                room -= len(taken)
+                view = view[len(taken) :]
+                if room == 0:
+                    await self._upload_full_part(state, buffer)
+                    buffer = bytearray()
+                    room = self.part_size
+        if buffer:
+            start = offset - len(buffer)
+            await self._put_object(staging_key(state.object_key, start), buffer)
+            state.staged.append(Segment(start, len(buffer)))
+        return WriteResult(offset=offset, state=state.to_dict())
+
+    async def discard(self, committed: StoredUpload, abandoned: WriteResult) -> None:
+        try:
+            written = UploadState.from_dict(abandoned.state, self._object_key(committed.key))
+        except StorageError:
+            return
+        # Segments staged by the abandoned write start at or after the committed offset; parts
+        # it uploaded are overwritten by the next write or dropped when the upload completes.
+        keys = [
+            staging_key(written.object_key, segment.offset)
+            for segment in written.staged
+            if segment.offset >= committed.offset
+        ]
+        await self._delete_objects(keys)
+
+    async def finish(self, upload: StoredUpload) -> StoreState:
+        state = self._state(upload)
+        if state.finished:
+            return state.to_dict()
+        state.check_unfinished(upload.offset)
+        try:
+            if upload.offset == 0:
+                await self._abort(state.object_key, state.multipart_upload_id)
+                await self._put_object(state.object_key, b"")
+            else:
+                if state.staged:
+                    last_part = await self._fetch_staged(state.object_key, state.staged)
+                    await self._upload_part(state, last_part)
+                    state.staged = []
+                await self._complete(state.object_key, state.multipart_upload_id, state.parts)
+        except S3StorageError as error:
+            if not error.missing:
+                raise
+            await self._confirm_finished(state.object_key, upload.offset)  # finished before
+        await self._remove_staging(state.object_key)
+        return UploadState(state.object_key, finished=True, size=upload.offset).to_dict()
+
+    async def terminate(self, upload: StoredUpload) -> None:
+        object_key = self._object_key(upload.key)
+        with contextlib.suppress(StorageError):
+            object_key = UploadState.from_dict(upload.state, object_key).object_key
+        await self._remove(object_key)
+
+    async def read(self, upload: StoredUpload, byte_range: ByteRange) -> AsyncIterator[bytes]:
+        object_key = self._state(upload).object_key
+        response = await self._request(
+            "GetObject",
+            Bucket=self.bucket,
+            Key=object_key,
+            Range=f"bytes={byte_range.start}-{byte_range.end}",
+        )
+        async with response["Body"] as body:  # closed (connection released) however we stop
+            remaining = byte_range.length
+            while remaining > 0:
+                data = await self._read_body(body, min(READ_CHUNK, remaining))
+                if not data:
+                    raise StorageError("S3 object is shorter than its recorded size")
+                remaining -= len(data)
+                yield data
+
+    # -- concatenation -----------------------------------------------------------------------
+
+    async def concatenate(self, key: str, parts: Sequence[StoredUpload]) -> StoreState:
+        object_key = self._object_key(key)
+        sources = []
+        for part in parts:
+            state = self._state(part)
+            if not state.finished:
+                raise StorageError(f"partial upload {part.key} is not finished", retryable=False)
+            sources.append((state.object_key, part.offset))
+        total = sum(size for _, size in sources)
+        await self._abort_all(object_key)  # left by an interrupted earlier attempt
+        plan = plan_concatenation(sources)
+        if not plan:
+            await self._put_object(object_key, b"")
+            return UploadState(object_key, finished=True, size=0).to_dict()
+        response = await self._request("CreateMultipartUpload", Bucket=self.bucket, Key=object_key)
+        state = UploadState(object_key, multipart_upload_id=str(response["UploadId"]))
+        try:
+            for planned in plan:
+                if isinstance(planned, CopyPart):
+                    await self._copy_part(state, planned.slice)
+                elif isinstance(planned, BufferedPart):
+                    buffer = bytearray()
+                    for piece in planned.slices:
+                        buffer += await self._get(piece.source, piece.start, piece.end)
+                    await self._upload_part(state, buffer)
+            await self._complete(object_key, state.multipart_upload_id, state.parts)
+        except BaseException:
+            with contextlib.suppress(StorageError):
+                await self._abort(object_key, state.multipart_upload_id)
+            raise
+        return UploadState(object_key, finished=True, size=total).to_dict()
+
+    # -- orphans -----------------------------------------------------------------------------
+
+    async def list_keys(self, older_than: datetime) -> list[str]:
+        if older_than.tzinfo is None:
+            older_than = older_than.replace(tzinfo=UTC)
+        newest: dict[str, datetime] = {}
+
+        def seen(object_key: str, when: datetime) -> None:
+            key = key_of(self.prefix, object_key)
+            if key is not None and (key not in newest or when > newest[key]):
+                newest[key] = when
+
+        async for upload in self._list_multipart_uploads(self.prefix):
+            seen(str(upload["Key"]), upload["Initiated"])
+        async for item in self._list_objects(self.prefix):
+            seen(str(item["Key"]), item["LastModified"])
+        return sorted(key for key, when in newest.items() if when < older_than)
+
+    async def remove_key(self, key: str) -> None:
+        await self._remove(self._object_key(key))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _object_key(self, key: str) -> str:
+        if not key or "/" in key or "\\" in key or key.startswith(".") or ".staging" in key:
+            raise StorageError(f"invalid storage key {key!r}", retryable=False)
+        return self.prefix + key
+
+    def _state(self, upload: StoredUpload) -> UploadState:
+        return UploadState.from_dict(upload.state, self._object_key(upload.key))
+
+    async def _fetch_staged(self, object_key: str, segments: list[Segment]) -> bytes:
+        """Download every staged segment (each once), a few at a time, joined in order."""
+        pieces: list[bytes] = []
+        for first in range(0, len(segments), FETCH_CONCURRENCY):
+            batch = segments[first : first + FETCH_CONCURRENCY]
+            pieces += await asyncio.gather(
+                *(self._get(staging_key(object_key, s.offset), 0, s.size) for s in batch)
+            )
+        return b"".join(pieces)
+
+    async def _upload_full_part(self, state: UploadState, buffer: bytearray) -> None:
+        """Upload one whole part: the staged segments (folded in front) and then `buffer`."""
+        if state.staged:
+            buffer[0:0] = await self._fetch_staged(state.object_key, state.staged)
+            state.consumed += [segment.offset for segment in state.staged]
+            state.staged = []
+        await self._upload_part(state, buffer)
+
+    async def _upload_part(self, state: UploadState, data: bytes | bytearray) -> None:
+        number = state.next_part_number
+        response = await self._request(
+            "UploadPart",
+            Bucket=self.bucket,
+            Key=state.object_key,
+            UploadId=state.multipart_upload_id,
+            PartNumber=number,
+            Body=data,  # a bytearray is sent as it is: no second copy of the part
+        )
+        self.bytes_sent += len(data)
+        state.parts.append(Part(number, str(response["ETag"]), len(data)))
+
+    async def _copy_part(self, state: UploadState, piece: Slice) -> None:
+        number = state.next_part_number
+        response = await self._request(
+            "UploadPartCopy",
+            Bucket=self.bucket,
+            Key=state.object_key,
+            UploadId=state.multipart_upload_id,
+            PartNumber=number,
+            CopySource={"Bucket": self.bucket, "Key": piece.source},
+            CopySourceRange=f"bytes={piece.start}-{piece.end - 1}",
+        )
+        self.bytes_copied += piece.size
+        state.parts.append(Part(number, str(response["CopyPartResult"]["ETag"]), piece.size))
+
+    async def _confirm_finished(self, object_key: str, size: int) -> None:
+        """After a 'no such upload': succeed only if an earlier finish completed the object."""
+        try:
+            head = await self._request("HeadObject", Bucket=self.bucket, Key=object_key)
+        except S3StorageError as error:
+            if error.missing:
+                raise StorageError("multipart upload is gone", retryable=False) from None
+            raise
+        if int(head["ContentLength"]) != size:
+            raise StorageError("S3 object does not have the upload's size", retryable=False)
+
+    async def _remove(self, object_key: str) -> None:
+        """Delete everything stored for one upload: multipart uploads, object, staging."""
+        await self._abort_all(object_key)
+        keys = [
+            str(item["Key"])
+            async for item in self._list_objects(object_key)
+            if belongs_to(object_key, str(item["Key"]))
+        ]
+        await self._delete_objects(keys)
+
+    async def _remove_staging(self, object_key: str) -> None:
+        prefix = staging_prefix(object_key)
+        await self._delete_objects([str(item["Key"]) async for item in self._list_objects(prefix)])

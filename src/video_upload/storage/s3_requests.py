@@ -1,0 +1,191 @@
+"""The request layer of the S3 store: one bucket, one client, every request counted and every
+failure translated into `StorageError` (see `video_upload.storage.s3` for the design).
+
+botocore's exceptions stop here: `S3StorageError` (a `StorageError`) carries the S3 error code so
+the store can tell "no such upload" from other failures without touching botocore.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from botocore import xform_name
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from video_upload.storage.base import StorageError
+from video_upload.storage.s3_parts import Part
+
+DELETE_BATCH = 1000
+
+_FOREIGN_ERRORS = (ClientError, BotoCoreError, aiohttp.ClientError, OSError)
+_TRANSIENT_ERRORS = (BotoConnectionError, HTTPClientError, IncompleteReadError)
+_THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "SlowDown",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "ServiceUnavailable",
+        "OperationAborted",
+    }
+)
+_MISSING_CODES = frozenset({"NoSuchUpload", "NoSuchKey", "NotFound", "404"})
+
+
+class S3StorageError(StorageError):
+    """A failed S3 request, with the S3 error code (empty for connection problems)."""
+
+    def __init__(self, message: str, *, retryable: bool, code: str = "", status: int = 0) -> None:
+        super().__init__(message, retryable=retryable)
+        self.code = code
+        self.status = status
+
+    @property
+    def missing(self) -> bool:
+        """Whether S3 said the object or multipart upload does not exist."""
+        return self.code in _MISSING_CODES
+
+
+def _translate(operation: str, error: Exception) -> S3StorageError:
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        code = str(details.get("Code", ""))
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        retryable = status >= 500 or status == 429 or code in _THROTTLING_CODES
+        message = f"S3 {operation} failed: {code or status} {details.get('Message', '')}".strip()
+        return S3StorageError(message, retryable=retryable, code=code, status=status)
+    retryable = isinstance(error, (*_TRANSIENT_ERRORS, aiohttp.ClientError, OSError))
+    return S3StorageError(f"S3 {operation} failed: {error}", retryable=retryable)
+
+
+class S3Requests:
+    """The S3 requests the store makes, on one bucket through one long-lived client.
+
+    `request_counts` counts requests by operation name (retries inside botocore count once),
+    `bytes_sent` the bytes of PutObject and UploadPart bodies, `bytes_received` the bytes read
+    from GetObject bodies and `bytes_copied` the bytes copied server-side by UploadPartCopy.
+    """
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._client = client
+        self.bucket = bucket
+        self.request_counts: Counter[str] = Counter()
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.bytes_copied = 0
+
+    async def _request(self, operation: str, **params: Any) -> dict[str, Any]:
+        """Send one S3 request, counting it and translating its failures."""
+        self.request_counts[operation] += 1
+        method = getattr(self._client, xform_name(operation))
+        try:
+            response: dict[str, Any] = await method(**params)
+        except _FOREIGN_ERRORS as error:
+            raise _translate(operation, error) from error
+        return response
+
+    async def _read_body(self, body: Any, amount: int | None = None) -> bytes:
+        try:
+            data: bytes = await body.read(amount)
+        except _FOREIGN_ERRORS as error:
+            raise _translate("GetObject", error) from error
+        self.bytes_received += len(data)
+        return data
+
+    async def _ensure_bucket(self, region: str) -> None:
+        try:
+            await self._request("HeadBucket", Bucket=self.bucket)
+            return
+        except S3StorageError as error:
+            if error.status != 404 and error.code not in {"NoSuchBucket", "NotFound", "404"}:
+                raise
+        params: dict[str, Any] = {"Bucket": self.bucket}
+        if region and region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            await self._request("CreateBucket", **params)
+        except S3StorageError as error:
+            if error.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                raise
+
+    async def _put_object(self, object_key: str, data: bytes | bytearray) -> None:
+        await self._request("PutObject", Bucket=self.bucket, Key=object_key, Body=data)
+        self.bytes_sent += len(data)
+
+    async def _get(self, object_key: str, start: int, end: int) -> bytes:
+        """Download bytes [start, end) of an object; the caller keeps them in memory."""
+        response = await self._request(
+            "GetObject", Bucket=self.bucket, Key=object_key, Range=f"bytes={start}-{end - 1}"
+        )
+        async with response["Body"] as body:
+            data = await self._read_body(body)
+        if len(data) != end - start:
+            raise StorageError(f"S3 object {object_key} is shorter than recorded")
+        return data
+
+    async def _complete(self, object_key: str, upload_id: str | None, parts: list[Part]) -> None:
+        await self._request(
+            "CompleteMultipartUpload",
+            Bucket=self.bucket,
+            Key=object_key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]},
+        )
+
+    async def _abort(self, object_key: str, upload_id: str | None) -> None:
+        if upload_id is None:
+            return
+        try:
+            await self._request(
+                "AbortMultipartUpload", Bucket=self.bucket, Key=object_key, UploadId=upload_id
+            )
+        except S3StorageError as error:
+            if not error.missing:
+                raise
+
+    async def _abort_all(self, object_key: str) -> None:
+        async for upload in self._list_multipart_uploads(object_key):
+            if upload["Key"] == object_key:
+                await self._abort(object_key, str(upload["UploadId"]))
+
+    async def _delete_objects(self, keys: list[str]) -> None:
+        for first in range(0, len(keys), DELETE_BATCH):
+            batch = keys[first : first + DELETE_BATCH]
+            response = await self._request(
+                "DeleteObjects",
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+            )
+            errors = response.get("Errors") or []
+            if errors:
+                raise StorageError(f"S3 could not delete {len(errors)} object(s): {errors[0]}")
+
+    async def _list_objects(self, prefix: str) -> AsyncIterator[dict[str, Any]]:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        while True:
+            response = await self._request("ListObjectsV2", **params)
+            for item in response.get("Contents") or []:
+                yield item
+            if not response.get("IsTruncated"):
+                return
+            params["ContinuationToken"] = response["NextContinuationToken"]
+
+    async def _list_multipart_uploads(self, prefix: str) -> AsyncIterator[dict[str, Any]]:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        while True:
+            response = await self._request("ListMultipartUploads", **params)
+            for upload in response.get("Uploads") or []:
+                yield upload
+            if not response.get("IsTruncated"):
+                return
+            params["KeyMarker"] = response.get("NextKeyMarker", "")
+            params["UploadIdMarker"] = response.get("NextUploadIdMarker", "")
