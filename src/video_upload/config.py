@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     upload_expiration_hours: float = Field(default=24, gt=0)
     upload_chunk_size: int = Field(default=5 * MIB, gt=0)
     cleanup_interval_minutes: float = Field(default=0, ge=0)
+    upload_lease_seconds: float = Field(default=10, ge=1)
 
     jwt_secret: str = ""
     jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256"] = "HS256"

@@ -79,7 +79,9 @@ class UploadService:
         self.store = store
         self.locks = locks or UploadLocks()
         self.clock = clock
-        self.leases = WriterLeases(sessions, clock, self.locks)
+        self.leases = WriterLeases(
+            sessions, clock, self.locks, lease_seconds=settings.upload_lease_seconds
+        )
         self.concat = Concatenator(self)
 
     # -- helpers -------------------------------------------------------------------------
