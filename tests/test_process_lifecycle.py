@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,20 @@ def new_upload(base_url: str, headers: dict[str, str], length: int) -> str:
     return str(created.headers["Location"])
 
 
+def writer_holds_lease(node: Node, upload_id: str, timeout: float = 20) -> bool:
+    """Whether a request is writing to the upload: its lease is taken (read from the database)."""
+    deadline = time.monotonic() + timeout
+    with sqlite3.connect(node.workdir / "data" / "video-upload.db") as db:
+        while time.monotonic() < deadline:
+            row = db.execute(
+                "SELECT lock_owner FROM videos WHERE upload_id = ?", (upload_id,)
+            ).fetchone()
+            if row and row[0]:
+                return True
+            time.sleep(0.05)
+    return False
+
+
 def test_serve_on_embedded_defaults_creates_database_and_storage(node: Node) -> None:
     node.start()
     assert httpx.get(f"{node.base_url}/readyz").json()["status"] == "ready"
@@ -63,6 +78,7 @@ def test_sigterm_saves_a_stalled_patch_and_exits_promptly(node: Node) -> None:
     request += [f"{name}: {value}" for name, value in patch_headers(headers, 0).items()]
     with socket.create_connection(("127.0.0.1", node.port)) as stalled:
         stalled.sendall(("\r\n".join(request) + "\r\n\r\n").encode() + data[:delivered])
+        assert writer_holds_lease(node, url.rsplit("/", 1)[1])
         began = time.monotonic()
         exit_code = node.terminate(timeout=30)
         elapsed = time.monotonic() - began
