@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
 from video_upload.api.deps import CatalogDep, CurrentUser
-from video_upload.api.schemas import ERROR_RESPONSES, VideoOut
+from video_upload.api.schemas import ERROR_RESPONSES, ErrorResponse, VideoOut
 from video_upload.errors import ErrorKind, ServiceError
 from video_upload.storage.base import ByteRange
 
@@ -61,7 +61,11 @@ async def get_video(video_id: uuid.UUID, user: CurrentUser, catalog: CatalogDep)
 @router.get(
     "/{video_id}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"video/mp4": {}}}, 206: {"description": "Partial content"}},
+    responses={
+        200: {"content": {"video/mp4": {}}},
+        206: {"description": "Partial content"},
+        416: {"model": ErrorResponse, "description": "Range not satisfiable"},
+    },
 )
 async def video_content(
     video_id: uuid.UUID, request: Request, user: CurrentUser, catalog: CatalogDep
