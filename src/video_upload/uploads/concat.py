@@ -13,7 +13,6 @@ becomes part of a final upload expires like any other incomplete upload.
 from __future__ import annotations
 
 import secrets
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,26 +53,17 @@ class Concatenator:
             if total is not None:
                 self.uploads.check_length(total)
             upload_id = secrets.token_hex(16)
-            now = self.uploads.clock()
-            video = Video(
-                id=uuid.uuid4(),
-                user_id=user_id,
+            video = self.uploads.new_row(
+                user_id,
+                upload_id,
                 session_id=session_id,
-                upload_id=upload_id,
-                upload_offset=0,
-                upload_length=total,
-                upload_completed=False,
-                upload_metadata={},
-                upload_expires_at=self.uploads.next_expiry(),
+                length=total,
+                state={},
                 tus_metadata=raw_metadata,
                 concat="final",
                 concat_parts=part_ids,
-                storage_key=upload_id,
                 filename=filename,
                 content_type=video_content_type(metadata.get("filetype"), filename, required=False),
-                status="pending",
-                created_at=now,
-                updated_at=now,
             )
             await VideoRepository(db).add(video)
             await db.commit()
