@@ -12,7 +12,14 @@ from tusclient import client as tus_client
 
 from tests.conftest import User
 from tests.support.live import LiveServer
-from tests.support.tus import checksum, create_upload, eventually_equal, patch_headers, pattern
+from tests.support.tus import (
+    checksum,
+    complete_and_read,
+    create_upload,
+    eventually_equal,
+    patch_headers,
+    pattern,
+)
 
 MIB = 1024 * 1024
 
@@ -28,15 +35,6 @@ def send_partial_patch(
     with socket.create_connection((address.hostname, address.port)) as sock:
         sock.sendall(raw)
         sock.shutdown(socket.SHUT_WR)
-
-
-def read_back(client: httpx.Client, user: User, url: str) -> bytes:
-    upload_id = url.rsplit("/", 1)[1]
-    done = client.post(
-        "/api/v1/videos/upload/complete", json={"upload_id": upload_id}, headers=user.bearer
-    )
-    assert done.status_code == 200, done.text
-    return client.get(f"/api/v1/videos/{done.json()['id']}/content", headers=user.bearer).content
 
 
 def test_dropped_connection_keeps_received_bytes_and_resume_gives_identical_file(
@@ -57,7 +55,10 @@ def test_dropped_connection_keeps_received_bytes_and_resume_gives_identical_file
         url, headers=patch_headers(user.headers, delivered), content=data[delivered:]
     )
     assert rest.status_code == 204, rest.text
-    assert hashlib.sha256(read_back(client, user, url)).digest() == hashlib.sha256(data).digest()
+    assert (
+        hashlib.sha256(complete_and_read(client, user.bearer, url)).digest()
+        == hashlib.sha256(data).digest()
+    )
 
 
 def test_dropped_connection_with_checksum_keeps_none_of_the_chunk(
@@ -72,7 +73,7 @@ def test_dropped_connection_with_checksum_keeps_none_of_the_chunk(
     assert retry.status_code == 204, retry.text
     assert retry.headers["Upload-Offset"] == str(MIB)
     client.patch(url, headers=patch_headers(user.headers, MIB), content=data[MIB:])
-    assert read_back(client, user, url) == data
+    assert complete_and_read(client, user.bearer, url) == data
 
 
 def test_concurrent_patches_at_one_offset_never_interleave(
@@ -97,7 +98,7 @@ def test_concurrent_patches_at_one_offset_never_interleave(
     assert sorted(statuses)[0] == 204
     assert statuses.count(204) == 1, statuses
     assert set(statuses) - {204} <= {409, 423}
-    content = read_back(client, user, url)
+    content = complete_and_read(client, user.bearer, url)
     assert content in bodies
 
 
@@ -118,7 +119,7 @@ def test_tuspy_uploads_a_multi_chunk_file_with_checksums(
     )
     uploader.upload()
     assert uploader.offset == len(data)
-    assert read_back(client, user, uploader.url) == data
+    assert complete_and_read(client, user.bearer, uploader.url) == data
 
 
 def test_stalled_patch_is_superseded_by_the_owners_retry(
@@ -142,4 +143,4 @@ def test_stalled_patch_is_superseded_by_the_owners_retry(
             url, headers=patch_headers(user.headers, delivered), content=data[delivered:]
         )
         assert resumed.status_code == 204, resumed.text
-    assert read_back(client, user, url) == data
+    assert complete_and_read(client, user.bearer, url) == data

@@ -6,7 +6,7 @@ import httpx
 
 from tests.conftest import User
 from tests.support.live import LiveServer
-from tests.support.tus import TUS_PATH, metadata, patch_headers, pattern
+from tests.support.tus import TUS_PATH, complete_and_read, metadata, patch_headers, pattern
 
 
 def create_partial(client: httpx.Client, user: User, length: int) -> str:
@@ -36,15 +36,6 @@ def create_final(
     )
 
 
-def complete_and_read(client: httpx.Client, user: User, url: str) -> bytes:
-    upload_id = url.rsplit("/", 1)[1]
-    done = client.post(
-        "/api/v1/videos/upload/complete", json={"upload_id": upload_id}, headers=user.bearer
-    )
-    assert done.status_code == 200, done.text
-    return client.get(f"/api/v1/videos/{done.json()['id']}/content", headers=user.bearer).content
-
-
 def test_partial_upload_needs_no_session_and_head_echoes_partial(
     client: httpx.Client, user: User
 ) -> None:
@@ -67,7 +58,7 @@ def test_final_upload_joins_partials_in_order_byte_for_byte(
     assert head.headers["Upload-Length"] == str(sum(map(len, chunks)))
     assert head.headers["Upload-Offset"] == head.headers["Upload-Length"]
     assert head.headers["Upload-Concat"].startswith("final;")
-    assert complete_and_read(client, user, final.headers["Location"]) == b"".join(chunks)
+    assert complete_and_read(client, user.bearer, final.headers["Location"]) == b"".join(chunks)
 
 
 def test_final_upload_may_be_created_before_its_partials_finish(
@@ -86,7 +77,7 @@ def test_final_upload_may_be_created_before_its_partials_finish(
     upload(client, user, parts[1], chunks[1])
     finished = client.head(url, headers=user.headers)
     assert finished.headers["Upload-Offset"] == "3000"
-    assert complete_and_read(client, user, url) == b"".join(chunks)
+    assert complete_and_read(client, user.bearer, url) == b"".join(chunks)
 
 
 def test_final_upload_accepts_absolute_urls(
@@ -98,7 +89,7 @@ def test_final_upload_accepts_absolute_urls(
     absolute = [server.base_url + url for url in parts]
     final = create_final(client, user, session_id, absolute)
     assert final.status_code == 201, final.text
-    assert complete_and_read(client, user, final.headers["Location"]) == b"abcabc"
+    assert complete_and_read(client, user.bearer, final.headers["Location"]) == b"abcabc"
 
 
 def test_final_upload_with_upload_length_returns_400(

@@ -10,19 +10,7 @@ import pytest
 
 from tests.conftest import User
 from tests.support.live import LiveServer
-from tests.support.tus import checksum, create_upload, patch_headers, pattern
-
-
-def stored_bytes(client: httpx.Client, user: User, url: str) -> bytes:
-    """Complete the upload through REST and read its content back."""
-    upload_id = url.rsplit("/", 1)[1]
-    done = client.post(
-        "/api/v1/videos/upload/complete", json={"upload_id": upload_id}, headers=user.bearer
-    )
-    assert done.status_code == 200, done.text
-    content = client.get(f"/api/v1/videos/{done.json()['id']}/content", headers=user.bearer)
-    assert content.status_code == 200
-    return content.content
+from tests.support.tus import checksum, complete_and_read, create_upload, patch_headers, pattern
 
 
 def test_patch_appends_bytes_and_returns_new_offset(
@@ -37,7 +25,7 @@ def test_patch_appends_bytes_and_returns_new_offset(
     second = client.patch(url, headers=patch_headers(user.headers, 1000), content=data[1000:])
     assert second.status_code == 204
     assert second.headers["Upload-Offset"] == "3000"
-    assert stored_bytes(client, user, url) == data
+    assert complete_and_read(client, user.bearer, url) == data
 
 
 def test_patch_with_wrong_offset_returns_409_with_current_offset(
@@ -112,7 +100,7 @@ def test_patch_with_matching_checksum_is_accepted(
         response = client.patch(url, headers=headers, content=part)
         assert response.status_code == 204, (algorithm, response.text)
     client.patch(url, headers=patch_headers(user.headers, 3000), content=data[3000:])
-    assert stored_bytes(client, user, url) == data
+    assert complete_and_read(client, user.bearer, url) == data
 
 
 def test_patch_with_checksum_mismatch_returns_460_and_discards_the_chunk(
@@ -125,7 +113,7 @@ def test_patch_with_checksum_mismatch_returns_460_and_discards_the_chunk(
     assert response.status_code == 460
     assert client.head(url, headers=user.headers).headers["Upload-Offset"] == "10"
     client.patch(url, headers=patch_headers(user.headers, 10), content=b"ABCDEFGHIJ")
-    assert stored_bytes(client, user, url) == b"0123456789ABCDEFGHIJ"
+    assert complete_and_read(client, user.bearer, url) == b"0123456789ABCDEFGHIJ"
 
 
 def test_patch_with_unknown_checksum_algorithm_returns_400(
@@ -176,5 +164,5 @@ def test_many_chunks_of_mixed_sizes_give_identical_bytes(
         )
         assert response.status_code == 204, response.text
         offset += size
-    content = stored_bytes(client, user, url)
+    content = complete_and_read(client, user.bearer, url)
     assert hashlib.sha256(content).hexdigest() == hashlib.sha256(data).hexdigest()

@@ -76,3 +76,18 @@ def eventually_equal(read: object, expected: object, timeout: float = 20.0) -> o
         time.sleep(0.05)
         value = reader()
     return value
+
+
+def complete_and_read(client: object, bearer: dict[str, str], url: str) -> bytes:
+    """Complete an upload through REST and read its content back (client is an httpx.Client)."""
+    import httpx
+
+    assert isinstance(client, httpx.Client)
+    upload_id = url.rsplit("/", 1)[1]
+    done = client.post(
+        "/api/v1/videos/upload/complete", json={"upload_id": upload_id}, headers=bearer
+    )
+    assert done.status_code == 200, done.text
+    content = client.get(f"/api/v1/videos/{done.json()['id']}/content", headers=bearer)
+    assert content.status_code == 200
+    return content.content
