@@ -1,10 +1,11 @@
 # The two commands of the README: `make run` and `make test`. Everything else is their set-up.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 JS_DIR := tests/js
+WEB_DIR := web
 
-.PHONY: setup setup-python setup-js run test check lint bench
+.PHONY: setup setup-python setup-js setup-web setup-browser run test check lint bench
 
-setup: setup-python setup-js
+setup: setup-python setup-js setup-web
 
 setup-python:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -16,7 +17,17 @@ setup-js:
 		cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
 	fi
 
-run: setup-python
+# The upload page's tus-js-client (served at /ui/vendor/tus.min.js) and its browser test's
+# playwright-core, from web/package-lock.json.
+setup-web:
+	@command -v npm >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq nodejs npm)
+	cd $(WEB_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
+# Only for the tests: the browser test drives Debian's Chromium (browsers cannot be downloaded).
+setup-browser:
+	@[ -x /usr/bin/chromium ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+run: setup-python setup-web
 	$(UV) run video-upload serve --host 127.0.0.1 --port 8000
 
 check: setup-python
@@ -24,8 +35,8 @@ check: setup-python
 	$(UV) run ruff format --check src tests
 	$(UV) run mypy
 
-test: setup check
+test: setup setup-browser check
 	$(UV) run pytest -q -p no:cacheprovider
 
 bench: setup-python
-	$(UV) run python -m bench
+	$(UV) run --group bench python -m bench $(BENCH_ARGS)

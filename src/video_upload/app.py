@@ -19,6 +19,7 @@ from video_upload.auth import Authenticator
 from video_upload.config import Settings
 from video_upload.db.engine import create_engine, create_session_factory
 from video_upload.lifecycle import Drain, DrainMiddleware
+from video_upload.maintenance.periodic import start_periodic_cleanup
 from video_upload.middleware import MethodOverrideMiddleware
 from video_upload.storage.base import StorageError, UploadStore
 from video_upload.storage.factory import open_store
@@ -26,6 +27,7 @@ from video_upload.tus import constants as tus
 from video_upload.tus import routes as tus_routes
 from video_upload.uploads.service import Clock, UploadService, utcnow
 from video_upload.web import Services, services_of
+from video_upload.webui.routes import router as webui_router
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +60,15 @@ def create_app(
         )
         drain.on_drain(upload_service.locks.stop_all)
         restore_signals = drain.chain_signal_handlers(asyncio.get_running_loop())
+        # Optional expired-upload cleanup every CLEANUP_INTERVAL_MINUTES (None when off).
+        cleanup = start_periodic_cleanup(app.state.services)
+        app.state.cleanup = cleanup
         try:
             yield
         finally:
             restore_signals()
+            if cleanup is not None:
+                await cleanup.stop()
             await store.close()
             await engine.dispose()
 
@@ -76,6 +83,7 @@ def create_app(
     app.include_router(uploads.router)
     app.include_router(videos.router)
     app.include_router(sessions.router)
+    app.include_router(webui_router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The `video-upload` command: serve, migrate, token."""
+"""The `video-upload` command: serve, migrate, token, cleanup, upload, videos."""
 
 from __future__ import annotations
 
@@ -44,6 +44,22 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cleanup(_args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from video_upload.errors import ServiceError
+    from video_upload.maintenance.cleanup import cleanup_once
+    from video_upload.storage.base import StorageError
+
+    try:
+        report = asyncio.run(cleanup_once(settings))
+    except (ServiceError, StorageError) as error:
+        print(f"cleanup failed: {error}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="video-upload", description="Resumable video uploads over tus 1.0.0."
@@ -63,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--user", required=True, help="the user id (the token's sub)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(handler=_token)
+
+    cleanup = commands.add_parser(
+        "cleanup", help="remove expired uploads and orphaned storage once, print the count"
+    )
+    cleanup.set_defaults(handler=_cleanup)
+
+    from video_upload.client.commands import register
+
+    register(commands)
     return parser
 
 

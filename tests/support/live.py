@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from video_upload.app import create_app, services_of_app
 from video_upload.auth import Authenticator
@@ -68,9 +68,18 @@ class LiveServer:
         self._thread.join(timeout=30)
 
 
-def start_server(name: str, settings: Settings, *, store_opener: Any = open_store) -> LiveServer:
+def start_server(
+    name: str,
+    settings: Settings,
+    *,
+    store_opener: Any = open_store,
+    routers: Sequence[APIRouter] = (),
+) -> LiveServer:
+    """Serve `create_app(settings)`, plus `routers` included before it starts."""
     clock = FakeClock()
     app = create_app(settings, store_opener=store_opener, clock=clock)
+    for router in routers:
+        app.include_router(router)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from video_upload.db.models import PracticeSession, Video
@@ -66,10 +66,15 @@ class VideoRepository:
         expected_offset: int,
         values: dict[str, Any],
     ) -> bool:
-        """Apply `values` only if the upload still stands at `expected_offset`."""
+        """Apply `values` only if the upload still stands at `expected_offset` and has not been
+        expired by a cleaner (whose storage may already be gone)."""
         result = await self.db.execute(
             update(Video)
-            .where(Video.upload_id == upload_id, Video.upload_offset == expected_offset)
+            .where(
+                Video.upload_id == upload_id,
+                Video.upload_offset == expected_offset,
+                Video.status != "expired",
+            )
             .values(**values)
             .execution_options(synchronize_session=False)
         )
@@ -111,4 +116,63 @@ class VideoRepository:
 
     async def known_storage_keys(self, keys: Sequence[str]) -> set[str]:
         result = await self.db.execute(select(Video.storage_key).where(Video.storage_key.in_(keys)))
+        return set(result.scalars())
+
+    # -- expiry cleanup (see maintenance.cleanup) ------------------------------------------
+
+    async def expired_page(
+        self, now: datetime, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Video]:
+        """Incomplete uploads that expired before `now` and are not marked yet, oldest first.
+
+        Keyset pagination: `after` is the `(upload_expires_at, upload_id)` of the last row of the
+        previous page, so rows skipped on one page (a writer holds them) are not read again.
+        """
+        query = select(Video).where(
+            Video.upload_completed.is_(False),
+            Video.status != "expired",
+            Video.upload_expires_at < now,
+        )
+        if after is not None:
+            expires_at, upload_id = after
+            query = query.where(
+                or_(
+                    Video.upload_expires_at > expires_at,
+                    and_(Video.upload_expires_at == expires_at, Video.upload_id > upload_id),
+                )
+            )
+        result = await self.db.execute(
+            query.order_by(Video.upload_expires_at, Video.upload_id).limit(limit)
+        )
+        return list(result.scalars())
+
+    async def claim_expired(
+        self, upload_id: str, *, status: str, offset: int, now: datetime
+    ) -> bool:
+        """Mark an expired upload `expired` if it still stands where the cleaner saw it.
+
+        True for exactly one of several concurrent cleaners. False when the row moved on: another
+        cleaner claimed it, a writer committed (offset, status or expiry changed), it was
+        completed, or a writer on some node holds its lease right now.
+        """
+        result = await self.db.execute(
+            update(Video)
+            .where(
+                Video.upload_id == upload_id,
+                Video.status == status,
+                Video.upload_offset == offset,
+                Video.upload_completed.is_(False),
+                Video.upload_expires_at < now,
+                or_(Video.lock_owner.is_(None), Video.lock_expires_at < now),
+            )
+            .values(status="expired", updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def live_storage_keys(self, keys: Sequence[str]) -> set[str]:
+        """The subset of `keys` that a row still needs (any row not marked `expired`)."""
+        result = await self.db.execute(
+            select(Video.storage_key).where(Video.storage_key.in_(keys), Video.status != "expired")
+        )
         return set(result.scalars())

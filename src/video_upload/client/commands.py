@@ -1,0 +1,199 @@
+"""The `upload` and `videos` subcommands of `video-upload`, for people with a terminal.
+
+`register(subparsers)` adds them to the `video-upload` parser. The server and the token come
+from `--url`/`--token`, else `VIDEO_UPLOAD_URL` (default http://127.0.0.1:8000) and
+`VIDEO_UPLOAD_TOKEN` (make one with `video-upload token --user ID`).
+
+`upload` prints only the video id on standard output (so `ID=$(video-upload upload …)` works);
+the progress bar and notes go to standard error. Exit status: 0 done, 1 failed, 130 interrupted
+(run the same command again to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from video_upload.config import Settings
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+URL_VARIABLE = "VIDEO_UPLOAD_URL"
+TOKEN_VARIABLE = "VIDEO_UPLOAD_TOKEN"
+# The server wants a duration in (0, MAX_VIDEO_DURATION_MINUTES]; without probing the file we
+# cannot know it, so one second stands in unless --duration says otherwise.
+DEFAULT_DURATION_SECONDS = 1.0
+_SIZE = re.compile(r"(\d+)\s*([kmg]i?b?)?", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def register(subparsers: Any) -> None:
+    """Add `upload` and `videos` to the `video-upload` subparsers (`add_subparsers()`)."""
+    upload = subparsers.add_parser(
+        "upload",
+        help="upload a video file (resumable: run it again to continue)",
+        description="Upload a video to a practice session over tus. Interrupted? Run the same "
+        "command again: it continues from the last byte the server holds.",
+    )
+    upload.add_argument("file", type=Path, help="the video file")
+    upload.add_argument("--session", required=True, help="practice session id")
+    _connection_arguments(upload)
+    upload.add_argument(
+        "--duration",
+        type=float,
+        default=DEFAULT_DURATION_SECONDS,
+        help="the video's length in seconds, declared to the server (default: 1, when unknown; "
+        "the file is not probed)",
+    )
+    upload.add_argument(
+        "--chunk-size",
+        type=parse_size,
+        default=None,
+        help="bytes per PATCH, e.g. 262144, 256KiB, 5MiB (default: what the server suggests)",
+    )
+    upload.add_argument(
+        "--content-type", default=None, help="e.g. video/mp4 (default: guessed from the name)"
+    )
+    upload.add_argument(
+        "--retries", type=int, default=8, help="attempts in a row before giving up (default: 8)"
+    )
+    upload.set_defaults(handler=upload_command)
+
+    videos = subparsers.add_parser("videos", help="list a practice session's videos")
+    videos.add_argument("--session", required=True, help="practice session id")
+    _connection_arguments(videos)
+    videos.add_argument("--json", action="store_true", help="print the list as JSON")
+    videos.set_defaults(handler=videos_command)
+
+
+def _connection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url", default=None, help=f"server (default: ${URL_VARIABLE} or {DEFAULT_URL})"
+    )
+    parser.add_argument("--token", default=None, help=f"bearer JWT (default: ${TOKEN_VARIABLE})")
+
+
+def parse_size(text: str) -> int:
+    """`262144`, `256k`, `256KiB`, `5MiB`, `1g` → bytes (binary units)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}")
+    value = int(match.group(1)) * _UNITS[(match.group(2) or "")[:1].lower()]
+    if value <= 0:
+        raise argparse.ArgumentTypeError("the size must be above 0")
+    return value
+
+
+def server_url(args: argparse.Namespace) -> str:
+    return str(args.url or os.environ.get(URL_VARIABLE) or DEFAULT_URL).rstrip("/")
+
+
+def bearer_token(args: argparse.Namespace) -> str | None:
+    token = (args.token or os.environ.get(TOKEN_VARIABLE) or "").strip()
+    return token or None
+
+
+def _stderr() -> Console:
+    from rich.console import Console
+
+    quiet_http_logs()
+    return Console(stderr=True, highlight=False)
+
+
+def quiet_http_logs() -> None:
+    """`video-upload` logs at INFO for the server; a client's every request is noise."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+# -- upload ------------------------------------------------------------------------------
+
+
+def upload_command(args: argparse.Namespace, _settings: Settings) -> int:
+    from video_upload.client.api import Api, ClientError
+    from video_upload.client.progress import ProgressReporter
+    from video_upload.client.state import UploadRecords
+    from video_upload.client.uploader import LocalFile, RetryPolicy, Uploader, UploadFailed
+
+    console = _stderr()
+    token = bearer_token(args)
+    if token is None:
+        console.print(
+            f"[red]no token:[/] pass --token or set {TOKEN_VARIABLE} "
+            "(make one with `video-upload token --user ID`)"
+        )
+        return 1
+    try:
+        file = LocalFile.of(args.file, args.content_type)
+    except OSError as error:
+        console.print(f"[red]cannot read {args.file}:[/] {error.strerror or error}")
+        return 1
+    if not file.path.is_file():
+        console.print(f"[red]{args.file} is not a file[/]")
+        return 1
+    url = server_url(args)
+    reporter = ProgressReporter(console, file.filename)
+    try:
+        with Api(url, token) as api, reporter:
+            uploader = Uploader(
+                api,
+                UploadRecords(),
+                server=url,
+                chunk_size=args.chunk_size,
+                retry=RetryPolicy(attempts=max(0, args.retries)),
+                reporter=reporter,
+            )
+            outcome = uploader.upload(file, args.session, args.duration)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: run the same command again to resume")
+        return 130
+    except (ClientError, UploadFailed) as error:
+        console.print(f"[red]upload failed:[/] {error}")
+        return 1
+    if outcome.already_done:
+        console.print(f"already uploaded as video {outcome.video_id}")
+    elif outcome.resumed_from is not None:
+        console.print(f"resumed at byte {outcome.resumed_from}: done, video {outcome.video_id}")
+    else:
+        console.print(f"done: video {outcome.video_id}")
+    print(outcome.video_id)
+    return 0
+
+
+# -- videos ------------------------------------------------------------------------------
+
+
+def videos_command(args: argparse.Namespace, _settings: Settings) -> int:
+    from video_upload.client.api import Api, ClientError
+    from video_upload.client.progress import videos_table
+
+    console = _stderr()
+    token = bearer_token(args)
+    if token is None:
+        console.print(f"[red]no token:[/] pass --token or set {TOKEN_VARIABLE}")
+        return 1
+    try:
+        with Api(server_url(args), token) as api:
+            videos = api.session_videos(args.session)
+    except ClientError as error:
+        console.print(f"[red]cannot list the videos:[/] {error}")
+        return 1
+    if args.json:
+        json.dump(videos, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    from rich.console import Console
+
+    out = Console(highlight=False)
+    if not out.is_terminal:
+        out.width = max(out.width, 140)  # piped: keep rows whole rather than wrapped at 80
+    out.print(videos_table(videos, args.session))
+    return 0
