@@ -192,7 +192,7 @@ def test_cleanup_expired_uploads_returns_the_number_cleaned(
     assert all(storage_of(server, upload_id_of(url)) == [] for url in urls)
 
 
-def test_partial_and_unfinished_final_uploads_expire_like_any_other(
+def test_partial_uploads_finished_or_not_and_unfinished_finals_expire_like_any_other(
     client: httpx.Client, user: User, session_id: str, server: LiveServer
 ) -> None:
     def partial(length: int) -> str:
@@ -220,13 +220,28 @@ def test_partial_and_unfinished_final_uploads_expire_like_any_other(
     with expired_clock(server):
         report = run_cleanup(server)
 
-    assert {upload_id_of(unfinished), upload_id_of(final_url)} <= set(report.expired_ids)
-    assert upload_id_of(finished) not in report.expired_ids  # complete: never touched
+    # A finished partial exists only to become part of a final upload; when none consumed it
+    # before it expired, its bytes would otherwise stay in storage forever.
+    expired = {upload_id_of(unfinished), upload_id_of(finished), upload_id_of(final_url)}
+    assert expired <= set(report.expired_ids)
     assert storage_of(server, upload_id_of(unfinished)) == []
-    assert storage_of(server, upload_id_of(finished)) != []
-    assert client.head(unfinished, headers=user.headers).status_code == 410
-    assert client.head(final_url, headers=user.headers).status_code == 410
-    assert client.head(finished, headers=user.headers).status_code == 200
+    assert storage_of(server, upload_id_of(finished)) == []
+    for url in (unfinished, finished, final_url):
+        assert client.head(url, headers=user.headers).status_code == 410
+
+
+def test_a_finished_partial_upload_within_its_expiry_is_kept(
+    client: httpx.Client, user: User, server: LiveServer
+) -> None:
+    response = client.post(
+        TUS_PATH, headers={**user.headers, "Upload-Length": "5", "Upload-Concat": "partial"}
+    )
+    url = str(response.headers["Location"])
+    write(client, user, url, 0, b"54321")
+    report = run_cleanup(server)
+    assert upload_id_of(url) not in report.expired_ids
+    assert storage_of(server, upload_id_of(url)) != []
+    assert client.head(url, headers=user.headers).headers["Upload-Offset"] == "5"
 
 
 def test_completed_and_unexpired_uploads_are_untouched_and_still_read_back_byte_identical(

@@ -14,8 +14,15 @@ from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from video_upload.db.models import PracticeSession, Video
+
+
+def expirable() -> ColumnElement[bool]:
+    """Uploads that can expire: unfinished ones, and partial uploads (finished or not), which
+    only exist to become part of a final upload."""
+    return or_(Video.upload_completed.is_(False), Video.concat == "partial")
 
 
 class SessionRepository:
@@ -129,7 +136,7 @@ class VideoRepository:
         previous page, so rows skipped on one page (a writer holds them) are not read again.
         """
         query = select(Video).where(
-            Video.upload_completed.is_(False),
+            expirable(),
             Video.status != "expired",
             Video.upload_expires_at < now,
         )
@@ -161,7 +168,7 @@ class VideoRepository:
                 Video.upload_id == upload_id,
                 Video.status == status,
                 Video.upload_offset == offset,
-                Video.upload_completed.is_(False),
+                expirable(),
                 Video.upload_expires_at < now,
                 or_(Video.lock_owner.is_(None), Video.lock_expires_at < now),
             )

@@ -93,7 +93,7 @@ class UploadService:
         if video.status == "expired":
             return True
         return (
-            not video.upload_completed
+            (not video.upload_completed or video.concat == "partial")
             and video.upload_expires_at is not None
             and video.upload_expires_at <= self.clock()
         )
@@ -335,7 +335,8 @@ class UploadService:
         values: dict[str, Any] = {
             "upload_metadata": state,
             "upload_completed": True,
-            "upload_expires_at": None,
+            # a finished partial upload still expires unless a final upload consumes it
+            "upload_expires_at": self.next_expiry() if video.concat == "partial" else None,
             "status": "uploaded",
             "updated_at": now,
         }
