@@ -96,3 +96,53 @@ def test_sigterm_saves_a_stalled_patch_and_exits_promptly(node: Node) -> None:
         node.base_url + url, headers=patch_headers(headers, saved), content=data[saved:], timeout=60
     )
     assert rest.status_code == 204, rest.text
+
+
+def children_of(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            children.append(int(entry.name))
+    return children
+
+
+def test_serve_with_workers_runs_that_many_processes_sharing_uploads(node: Node) -> None:
+    node.start("--workers", "2")
+    assert node.process is not None
+    workers = [
+        child
+        for child in children_of(node.process.pid)
+        if b"multiprocessing" in Path(f"/proc/{child}/cmdline").read_bytes()
+        or b"video_upload" in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+    assert len(workers) >= 2, workers
+    headers = auth(token("ana"))
+    data = pattern(3 * 1024 * 1024 + 5, seed=22)
+    url = new_upload(node.base_url, headers, len(data))
+    offset = 0
+    with (
+        httpx.Client(base_url=node.base_url, timeout=60) as first,
+        httpx.Client(base_url=node.base_url, timeout=60) as second,
+    ):
+        for index, start in enumerate(range(0, len(data), 256 * 1024)):
+            client = (first, second)[index % 2]  # two connections, spread over the workers
+            response = client.patch(
+                url,
+                headers=patch_headers(headers, offset),
+                content=data[start : start + 256 * 1024],
+            )
+            assert response.status_code == 204, response.text
+            offset = int(response.headers["Upload-Offset"])
+        upload_id = url.rsplit("/", 1)[1]
+        done = first.post(
+            "/api/v1/videos/upload/complete", json={"upload_id": upload_id}, headers=headers
+        )
+        assert done.status_code == 200, done.text
+        content = second.get(f"/api/v1/videos/{done.json()['id']}/content", headers=headers)
+    assert content.content == data

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     upload_chunk_size: int = Field(default=5 * MIB, gt=0)
     cleanup_interval_minutes: float = Field(default=0, ge=0)
     upload_lease_seconds: float = Field(default=10, ge=1)
+    # Probe every completed upload with FFmpeg (PyAV): real duration, codecs, thumbnail; files
+    # that are not videos, or longer than allowed, are rejected. Off only for tests of the
+    # transport that upload random bytes.
+    video_probe: bool = True
 
     jwt_secret: str = ""
     jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256"] = "HS256"

@@ -71,3 +71,9 @@ ERR_DATABASE_UNAVAILABLE = ErrorKind(
     "database_unavailable", 503, "database is temporarily unavailable; retry", {"Retry-After": "1"}
 )
 ERR_STORAGE_FAILED = ErrorKind("storage_failed", 500, "storage failed")
+# What the probe on completion can say about a file (see video_upload.media).
+ERR_INVALID_VIDEO = ErrorKind("not_a_video", 422, "the file is not a decodable video")
+ERR_VIDEO_TOO_LONG = ErrorKind("video_too_long", 422, "the video is longer than allowed")
+ERR_PROBE_FAILED = ErrorKind("probe_failed", 422, "the video could not be examined")
+ERR_THUMBNAIL_NOT_FOUND = ErrorKind("thumbnail_not_found", 404, "this video has no thumbnail")
+REJECTIONS = {kind.code: kind for kind in (ERR_INVALID_VIDEO, ERR_VIDEO_TOO_LONG, ERR_PROBE_FAILED)}

@@ -40,6 +40,7 @@ class Node:
             for key, value in os.environ.items()
             if not key.startswith(("JWT_", "DATABASE_", "STORAGE_", "S3_", "AWS_", "LOCAL_"))
         }
+        environment["VIDEO_PROBE"] = "false"  # these nodes receive random bytes, not videos
         environment.update(self.env)
         self.log_path = self.workdir / f"node-{self.port}.log"
         log = self.log_path.open("ab")

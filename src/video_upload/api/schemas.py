@@ -92,12 +92,26 @@ class VideoOut(BaseModel):
     offset: int
     percentage: float
     upload_completed: bool
-    status: str
-    declared_duration_seconds: float | None
+    status: str = Field(description="pending, uploading, uploaded, completed, rejected or expired")
+    declared_duration_seconds: float | None = Field(description="what the client said at init")
     expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    # What the probe on completion found (null until then, or with VIDEO_PROBE off).
+    duration_seconds: float | None = Field(description="the real duration, probed on completion")
+    duration_mismatch: bool | None = Field(
+        description="whether the real duration is far from the declared one"
+    )
+    container: str | None = Field(description="container format, e.g. mp4, mov, matroska,webm")
+    video_codec: str | None
+    audio_codec: str | None
+    width: int | None
+    height: int | None
+    frame_rate: float | None
+    has_thumbnail: bool = Field(description="GET /api/v1/videos/{id}/thumbnail has a JPEG")
+    rejection_code: str | None = Field(description="why a rejected video was refused (a code)")
+    rejection_reason: str | None = Field(description="why a rejected video was refused")
 
     @classmethod
     def of(cls, video: Video) -> VideoOut:
@@ -117,6 +131,17 @@ class VideoOut(BaseModel):
             created_at=video.created_at,
             updated_at=video.updated_at,
             completed_at=video.completed_at,
+            duration_seconds=video.duration_seconds,
+            duration_mismatch=video.duration_mismatch,
+            container=video.container_format,
+            video_codec=video.video_codec,
+            audio_codec=video.audio_codec,
+            width=video.width,
+            height=video.height,
+            frame_rate=video.frame_rate,
+            has_thumbnail=bool(video.has_thumbnail),
+            rejection_code=video.rejection_code,
+            rejection_reason=video.rejection_reason,
         )
 
 
@@ -139,7 +164,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         410: "Upload expired",
         413: "File exceeds the size limit",
         415: "Not a video type",
-        422: "Validation error",
+        422: "Validation error, or (complete) the file is not an acceptable video",
         503: "Database or storage temporarily unavailable",
     }.items()
 }

@@ -1,4 +1,4 @@
-"""Reading videos back: one record, and its bytes with HTTP Range support."""
+"""Reading videos back: one record, its bytes with HTTP Range support, its thumbnail."""
 
 from __future__ import annotations
 
@@ -88,6 +88,18 @@ async def video_content(
     return StreamingResponse(
         content.chunks, status_code=status, headers=headers, media_type=video.content_type
     )
+
+
+@router.get(
+    "/{video_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "A JPEG about 10% in"}},
+)
+async def video_thumbnail(video_id: uuid.UUID, user: CurrentUser, catalog: CatalogDep) -> Response:
+    """The JPEG thumbnail taken when the video was completed (404 when it has none)."""
+    data = await catalog.thumbnail(user, video_id)
+    headers = {"Cache-Control": "private, max-age=3600"}
+    return Response(content=data, media_type="image/jpeg", headers=headers)
 
 
 def _quote(name: str) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Text,
@@ -101,3 +102,16 @@ class Video(Base):
     lock_owner: Mapped[str | None] = mapped_column(String(64))
     lock_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lock_stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the probe on completion found (see video_upload.media); empty until then. A rejected
+    # video (status "rejected") keeps its row with the reason, and its bytes are gone.
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    container_format: Mapped[str | None] = mapped_column(String(64))
+    video_codec: Mapped[str | None] = mapped_column(String(32))
+    audio_codec: Mapped[str | None] = mapped_column(String(32))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    frame_rate: Mapped[float | None] = mapped_column(Float)
+    duration_mismatch: Mapped[bool | None] = mapped_column(Boolean)
+    has_thumbnail: Mapped[bool] = mapped_column(Boolean, default=False)
+    rejection_code: Mapped[str | None] = mapped_column(String(32))
+    rejection_reason: Mapped[str | None] = mapped_column(String(500))

@@ -8,12 +8,13 @@ back. A write that was never committed (a crash, a checksum mismatch, a lost rac
 simply forgotten: stores must make writes at an offset idempotent, so that the next write from the
 committed offset overwrites whatever an abandoned one left behind.
 
-Optional capabilities (concatenation, orphan listing) are separate protocols, so the protocol
-layer can advertise exactly what the configured store supports.
+Optional capabilities (concatenation, orphan listing, sidecars) are separate protocols, so the
+protocol layer can advertise exactly what the configured store supports.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,12 @@ from typing import Any, Protocol, runtime_checkable
 
 ByteStream = AsyncIterator[bytes]
 StoreState = dict[str, Any]
+
+# Sidecars are small objects kept beside an upload (its thumbnail): a few named files, each
+# read and written whole, never streamed.
+SIDECAR_SUFFIX = ".sidecar"
+MAX_SIDECAR_BYTES = 4 * 1024 * 1024
+_SIDECAR_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*(\.[a-z0-9]+)?")
 
 
 class StorageError(Exception):
@@ -125,3 +132,30 @@ class OrphanListingStore(Protocol):
     async def remove_key(self, key: str) -> None:
         """Delete everything stored under `key`."""
         ...
+
+
+@runtime_checkable
+class SidecarStore(Protocol):
+    """A store that keeps small named objects beside an upload (say, its thumbnail).
+
+    Layout: `<upload key>.sidecar/<name>` (a directory, or an S3 prefix), so sidecars never look
+    like uploads to `list_keys`. `terminate` and `remove_key` delete them with the upload.
+    """
+
+    async def put_sidecar(self, key: str, name: str, data: bytes) -> None:
+        """Store (or replace) the sidecar `name` of upload `key`, at most MAX_SIDECAR_BYTES."""
+        ...
+
+    async def read_sidecar(self, key: str, name: str) -> bytes | None:
+        """The sidecar's bytes, or None when the upload has no such sidecar."""
+        ...
+
+
+def check_sidecar(name: str, data: bytes | None = None) -> None:
+    """Refuse sidecar names that could escape their folder, and oversized sidecars."""
+    if len(name) > 64 or not _SIDECAR_NAME.fullmatch(name):
+        raise StorageError(f"invalid sidecar name {name!r}", retryable=False)
+    if data is not None and len(data) > MAX_SIDECAR_BYTES:
+        raise StorageError(
+            f"sidecar {name} is larger than {MAX_SIDECAR_BYTES} bytes", retryable=False
+        )

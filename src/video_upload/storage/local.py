@@ -7,6 +7,10 @@ and the client's resend lands exactly where the database says the upload stands.
 
 Writes go through a buffer of at most `buffer_size` bytes, and each write ends with an fsync, so
 a committed offset never claims bytes that a power cut could still take away.
+
+Sidecars (a finished video's thumbnail) live in the directory `<root>/<key>.sidecar/`, beside the
+upload's file; `list_keys` lists files only, so they never pass for uploads, and `terminate` and
+`remove_key` delete them first, then the upload's file.
 """
 
 from __future__ import annotations
@@ -14,18 +18,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from video_upload.storage.base import (
+    SIDECAR_SUFFIX,
     ByteRange,
     ByteStream,
     StorageError,
     StoredUpload,
     StoreState,
     WriteResult,
+    check_sidecar,
 )
 
 READ_CHUNK = 256 * 1024
@@ -134,10 +141,35 @@ class LocalStore:
         return keys
 
     async def remove_key(self, key: str) -> None:
+        path = self.path_for(key)
         try:
-            self.path_for(key).unlink(missing_ok=True)
+            await asyncio.to_thread(_remove_tree, self._sidecar_dir(key))
+            path.unlink(missing_ok=True)
         except OSError as error:
             raise StorageError(f"cannot delete upload file: {error.strerror}") from error
+
+    # -- sidecars ----------------------------------------------------------------------------
+
+    async def put_sidecar(self, key: str, name: str, data: bytes) -> None:
+        check_sidecar(name, data)
+        folder = self._sidecar_dir(key)
+        try:
+            await asyncio.to_thread(_write_atomically, folder, name, data)
+        except OSError as error:
+            raise StorageError(f"cannot write sidecar {name}: {error.strerror}") from error
+
+    async def read_sidecar(self, key: str, name: str) -> bytes | None:
+        check_sidecar(name)
+        path = self._sidecar_dir(key) / name
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StorageError(f"cannot read sidecar {name}: {error.strerror}") from error
+
+    def _sidecar_dir(self, key: str) -> Path:
+        return self.path_for(key).with_name(key + SIDECAR_SUFFIX)
 
     async def check(self) -> None:
         if not os.access(self.root, os.W_OK):
@@ -157,6 +189,22 @@ def _write_all(fd: int, chunks: list[bytes]) -> int:
             view = view[written:]
             total += written
     return total
+
+
+def _write_atomically(folder: Path, name: str, data: bytes) -> None:
+    """Write `folder/name` whole or not at all: a temporary file, fsync, then rename."""
+    folder.mkdir(exist_ok=True)
+    temporary = folder / f".{name}.partial"
+    with temporary.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, folder / name)
+
+
+def _remove_tree(folder: Path) -> None:
+    if folder.is_dir():
+        shutil.rmtree(folder)
 
 
 def _concatenate_files(target: Path, sources: list[tuple[Path, int]]) -> None:

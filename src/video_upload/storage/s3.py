@@ -35,6 +35,9 @@ committed state may still need them if that write is abandoned): the state lists
 longer needs them has been committed. Staging objects left over by abandoned writes are found
 by listing and deleted when the upload finishes or is terminated.
 
+Sidecars (a finished video's thumbnail) are small objects `<prefix><key>.sidecar/<name>`, beside
+the video; `terminate` deletes them with it.
+
 Concatenation builds the final object with a new multipart upload whose parts are copied
 server-side (UploadPartCopy) from the finished partial uploads; only small partials (and the
 head of the partial following one, to top a part up to 5 MiB) are downloaded.
@@ -73,12 +76,15 @@ from botocore.exceptions import BotoCoreError
 
 from video_upload.config import Settings
 from video_upload.storage.base import (
+    MAX_SIDECAR_BYTES,
+    SIDECAR_SUFFIX,
     ByteRange,
     ByteStream,
     StorageError,
     StoredUpload,
     StoreState,
     WriteResult,
+    check_sidecar,
 )
 from video_upload.storage.s3_parts import (
     BufferedPart,
@@ -301,6 +307,17 @@ class S3Store(S3Requests):
     async def remove_key(self, key: str) -> None:
         await self._remove(self._object_key(key))
 
+    # -- sidecars ----------------------------------------------------------------------------
+
+    async def put_sidecar(self, key: str, name: str, data: bytes) -> None:
+        check_sidecar(name, data)
+        await self._put_object(f"{self._object_key(key)}{SIDECAR_SUFFIX}/{name}", data)
+
+    async def read_sidecar(self, key: str, name: str) -> bytes | None:
+        check_sidecar(name)
+        object_key = f"{self._object_key(key)}{SIDECAR_SUFFIX}/{name}"
+        return await self._get_small(object_key, MAX_SIDECAR_BYTES)
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _object_key(self, key: str) -> str:
@@ -368,12 +385,13 @@ class S3Store(S3Requests):
             raise StorageError("S3 object does not have the upload's size", retryable=False)
 
     async def _remove(self, object_key: str) -> None:
-        """Delete everything stored for one upload: multipart uploads, object, staging."""
+        """Delete everything stored for one upload: multipart uploads, object, staging, sidecars."""
         await self._abort_all(object_key)
+        sidecars = f"{object_key}{SIDECAR_SUFFIX}/"
         keys = [
             str(item["Key"])
             async for item in self._list_objects(object_key)
-            if belongs_to(object_key, str(item["Key"]))
+            if belongs_to(object_key, str(item["Key"])) or str(item["Key"]).startswith(sidecars)
         ]
         await self._delete_objects(keys)
 

@@ -132,6 +132,19 @@ class S3Requests:
             raise StorageError(f"S3 object {object_key} is shorter than recorded")
         return data
 
+    async def _get_small(self, object_key: str, limit: int) -> bytes | None:
+        """A whole small object (at most `limit` bytes), or None when it does not exist."""
+        try:
+            response = await self._request("GetObject", Bucket=self.bucket, Key=object_key)
+        except S3StorageError as error:
+            if error.missing:
+                return None
+            raise
+        async with response["Body"] as body:
+            if int(response.get("ContentLength") or 0) > limit:
+                raise StorageError(f"S3 object {object_key} is larger than {limit} bytes")
+            return await self._read_body(body)
+
     async def _complete(self, object_key: str, upload_id: str | None, parts: list[Part]) -> None:
         await self._request(
             "CompleteMultipartUpload",
