@@ -261,7 +261,7 @@
       upload = null;
     } catch (error) {
       setUploadState('error');
-      say(`The bytes arrived, but completing failed: ${error.message}`, 'error');
+      say(`The bytes arrived, but the server did not accept the video: ${error.message}`, 'error');
     }
     refreshButtons();
     await refreshVideos();
@@ -309,8 +309,12 @@
     details.className = 'video-details';
     details.textContent = `${humanSize(video.size)} · ${Number(video.percentage).toFixed(0)} %` +
       ` · ${new Date(video.created_at).toLocaleString()}`;
+    if (video.status === 'rejected' && video.rejection_reason) {
+      details.textContent += ` · ${video.rejection_reason}`;
+    }
     item.append(name, status, details);
-    if (video.upload_completed) {
+    if (video.has_thumbnail) item.prepend(thumbnailOf(video));
+    if (video.upload_completed && video.status !== 'rejected') {
       const play = document.createElement('button');
       play.type = 'button';
       play.className = 'small play';
@@ -319,6 +323,18 @@
       item.append(play);
     }
     return item;
+  }
+
+  // Thumbnails need the token too, so they are fetched into Blob URLs like the videos.
+  function thumbnailOf(video) {
+    const image = document.createElement('img');
+    image.className = 'thumb';
+    image.alt = '';
+    fetch(`${API}/videos/${encodeURIComponent(video.id)}/thumbnail`, { headers: authHeaders() })
+      .then((response) => (response.ok ? response.blob() : null))
+      .then((blob) => { if (blob) image.src = URL.createObjectURL(blob); })
+      .catch(() => image.remove());
+    return image;
   }
 
   // Playback. A <video src> request cannot carry the Authorization header, and the service
