@@ -5,7 +5,8 @@ names from clients). A write first cuts the file back to the committed offset, s
 abandoned write left behind (a crash before the metadata commit, a failed checksum) are dropped
 and the client's resend lands exactly where the database says the upload stands.
 
-Writes go through a buffer of at most `buffer_size` bytes, and each write ends with an fsync, so
+Writes go through a buffer of at most `buffer_size` bytes (small, so that hundreds of slow
+uploads cost little memory), and each write ends with an fsync, so
 a committed offset never claims bytes that a power cut could still take away.
 
 Sidecars (a finished video's thumbnail) live in the directory `<root>/<key>.sidecar/`, beside the
@@ -41,7 +42,7 @@ READ_CHUNK = 256 * 1024
 class LocalStore:
     """Keeps uploads as files under one directory."""
 
-    def __init__(self, root: Path, *, buffer_size: int = 1024 * 1024) -> None:
+    def __init__(self, root: Path, *, buffer_size: int = 64 * 1024) -> None:
         self.root = root
         self.buffer_size = buffer_size
         self.root.mkdir(parents=True, exist_ok=True)

@@ -112,17 +112,28 @@ class WriterLeases:
             await asyncio.sleep(self.poll_seconds)
 
     async def _heartbeat(self, upload_id: str, owner: str) -> None:
+        """Every `heartbeat_seconds`, look for a stop request (a read); renew the lease (a
+        write) once a third of it has passed, so hundreds of slow uploads cost few writes."""
+        loop = asyncio.get_running_loop()
+        renewed_at = loop.time()
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
+            renew = loop.time() - renewed_at >= self.lease_seconds / 3
             until = self.clock() + timedelta(seconds=self.lease_seconds)
             try:
                 async with DatabaseSession(self.sessions) as db:
-                    state = await LeaseRepository(db).renew(upload_id, owner, until)
-                    await db.commit()
+                    repository = LeaseRepository(db)
+                    if renew:
+                        state = await repository.renew(upload_id, owner, until)
+                        await db.commit()
+                    else:
+                        state = await repository.state(upload_id)
             except ServiceError:
-                log.warning("could not renew the lease on upload %s; retrying", upload_id)
+                log.warning("could not check the lease on upload %s; retrying", upload_id)
                 continue
-            if state is None:
+            if renew and state is not None:
+                renewed_at = loop.time()
+            if state is None or state.owner != owner:
                 log.warning("lost the lease on upload %s; stopping its writer", upload_id)
                 self.locks.stop(upload_id, only_if_stalled=False)
                 return

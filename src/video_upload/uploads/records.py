@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from video_upload.checksums import ExpectedChecksum
@@ -72,6 +73,7 @@ class DatabaseSession:
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         await self._session.close()
-        if isinstance(exc, OperationalError | DBAPIError) and not isinstance(exc, ServiceError):
+        unavailable = OperationalError | DBAPIError | PoolTimeoutError
+        if isinstance(exc, unavailable) and not isinstance(exc, ServiceError):
             log.warning("database unavailable: %s", exc)
             raise ServiceError(ERR_DATABASE_UNAVAILABLE) from exc
