@@ -1,0 +1,123 @@
+"""The raw ASGI sink: the ceiling a Python service reaches on this machine.
+
+It speaks just enough of the service's URLs for the benchmark client (session creation, tus
+creation, HEAD, PATCH, DELETE) and does nothing else: a PATCH appends each body message to a file
+with `os.write`, as it arrives; no auth, no database and (unless `--fsync`, which fsyncs once per
+PATCH in a thread like the service's local store does) no fsync. It runs under uvicorn exactly like
+`video-upload serve` does (`uvicorn.run(..., log_level="info")`, same loop and HTTP parser).
+
+    python -m bench.sink --port 8123 --dir /tmp/sink [--fsync]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from starlette.types import Receive, Scope, Send
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Sink:
+    def __init__(self, directory: Path, *, fsync: bool = False) -> None:
+        self.directory = directory
+        self.fsync = fsync
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.offsets: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        method: str = scope["method"]
+        path: str = scope["path"]
+        upload_id = path.rstrip("/").rsplit("/", 1)[-1]
+        if method == "PATCH":
+            offset = await self._append(upload_id, receive)
+            await _respond(send, 204, [(b"upload-offset", str(offset).encode())])
+        elif method == "HEAD":
+            offset = self.offsets.get(upload_id, 0)
+            await _respond(send, 200, [(b"upload-offset", str(offset).encode())])
+        elif method == "POST" and path.endswith("/sessions"):
+            body = json.dumps({"id": secrets.token_hex(8)}).encode()
+            await _respond(send, 201, [(b"content-type", b"application/json")], body)
+        elif method == "POST":
+            new_id = secrets.token_hex(16)
+            self.offsets[new_id] = 0
+            (self.directory / new_id).touch()
+            await _respond(send, 201, [(b"location", f"{path}/{new_id}".encode())])
+        elif method == "DELETE":
+            self.offsets.pop(upload_id, None)
+            (self.directory / upload_id).unlink(missing_ok=True)
+            await _respond(send, 204, [])
+        else:  # GET /healthz and anything else
+            await _respond(send, 200, [(b"content-type", b"text/plain")], b"ok")
+
+    async def _append(self, upload_id: str, receive: Receive) -> int:
+        fd = os.open(self.directory / upload_id, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        received = 0
+        try:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                body: bytes = message.get("body", b"")
+                if body:
+                    view = memoryview(body)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    received += len(body)
+                if not message.get("more_body", False):
+                    break
+            if self.fsync:
+                await asyncio.to_thread(os.fsync, fd)
+        finally:
+            os.close(fd)
+        self.offsets[upload_id] = self.offsets.get(upload_id, 0) + received
+        return self.offsets[upload_id]
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _respond(send: Send, status: int, headers: Headers, body: bytes = b"") -> None:
+    all_headers: list[Any] = [
+        (b"tus-resumable", b"1.0.0"),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--fsync", action="store_true", help="fsync after every PATCH")
+    args = parser.parse_args()
+    uvicorn.run(
+        Sink(args.dir, fsync=args.fsync),
+        host="127.0.0.1",
+        port=args.port,
+        timeout_graceful_shutdown=10,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":
+    main()

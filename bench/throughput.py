@@ -1,0 +1,139 @@
+"""Upload throughput: the service against the raw sink, same client, same bytes.
+
+Scenarios: one upload in 5 MiB PATCHes, one in 1 MiB PATCHes, and several concurrent uploads in
+5 MiB PATCHes. For each, every target (raw sink, raw sink with fsync, the service on SQLite and on
+PostgreSQL) runs in turn,
+`runs` times, interleaved so that drift on the machine hits all targets alike. A run reports
+MB/s (10^6 bytes per second, creation to last PATCH answered), the server's CPU seconds per GiB
+received and the peak RSS of its process tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.procs import Monitor
+from bench.stats import GIB, MB, MIB, median
+from bench.targets import Target
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    label: str
+    uploads: int
+    size: int
+    chunk: int
+
+    @property
+    def total(self) -> int:
+        return self.uploads * self.size
+
+
+def scenarios(quick: bool) -> list[Scenario]:
+    if quick:
+        return [
+            Scenario("single_5mib", "1 x 32 MiB, 5 MiB PATCHes", 1, 32 * MIB, 5 * MIB),
+            Scenario("single_1mib", "1 x 32 MiB, 1 MiB PATCHes", 1, 32 * MIB, 1 * MIB),
+            Scenario("concurrent_8", "4 x 16 MiB concurrent, 5 MiB", 4, 16 * MIB, 5 * MIB),
+        ]
+    return [
+        Scenario("single_5mib", "1 x 256 MiB, 5 MiB PATCHes", 1, 256 * MIB, 5 * MIB),
+        Scenario("single_1mib", "1 x 256 MiB, 1 MiB PATCHes", 1, 256 * MIB, 1 * MIB),
+        Scenario("concurrent_8", "8 x 64 MiB concurrent, 5 MiB", 8, 64 * MIB, 5 * MIB),
+    ]
+
+
+def make_payload(size: int) -> memoryview:
+    """`size` bytes (a random MiB repeated) to slice bodies from without copying."""
+    import os
+
+    block = os.urandom(MIB)
+    return memoryview(block * (size // MIB) + block[: size % MIB])
+
+
+@dataclass
+class RunResult:
+    seconds: float
+    total_bytes: int
+    cpu_seconds: float
+    rss_start: int
+    rss_peak: int
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.total_bytes / self.seconds / MB
+
+    @property
+    def cpu_s_per_gib(self) -> float:
+        return self.cpu_seconds / (self.total_bytes / GIB)
+
+
+async def run_once(target: Target, scenario: Scenario, payload: memoryview) -> RunResult:
+    """Upload the scenario's bytes once; the uploads are deleted afterwards (not timed)."""
+    async with target.client(connections=scenario.uploads + 2) as client:
+        users = [await target.user(client) for _ in range(scenario.uploads)]
+        body = payload[: scenario.size]
+        with Monitor(target.pid) as usage:
+            started = time.perf_counter()
+            urls = await asyncio.gather(*(user.upload(body, scenario.chunk) for user in users))
+            elapsed = time.perf_counter() - started
+        for user, url in zip(users, urls, strict=True):
+            await user.delete(url)
+    return RunResult(elapsed, scenario.total, usage.cpu_seconds, usage.rss_start, usage.rss_peak)
+
+
+def summarise(results: list[RunResult]) -> dict[str, Any]:
+    return {
+        "mb_per_s": median([r.mb_per_s for r in results]),
+        "cpu_s_per_gib": median([r.cpu_s_per_gib for r in results]),
+        "rss_peak_mib": max(r.rss_peak for r in results) / MIB,
+        "rss_start_mib": min(r.rss_start for r in results) / MIB,
+        "seconds": median([r.seconds for r in results]),
+        "runs": [
+            {**asdict(r), "mb_per_s": r.mb_per_s, "cpu_s_per_gib": r.cpu_s_per_gib} for r in results
+        ],
+    }
+
+
+async def measure(
+    targets: list[Target], quick: bool, runs: int, log: Any = print
+) -> dict[str, Any]:
+    """Every scenario on every target, `runs` times each; medians and service/sink ratios."""
+    chosen = scenarios(quick)
+    payload = make_payload(max(s.size for s in chosen))
+    section: dict[str, Any] = {}
+    for scenario in chosen:
+        collected: dict[str, list[RunResult]] = {target.name: [] for target in targets}
+        for attempt in range(runs):
+            for target in targets:
+                result = await run_once(target, scenario, payload)
+                collected[target.name].append(result)
+                log(
+                    f"  {scenario.label:<32} {target.name:<11} run {attempt + 1}/{runs}: "
+                    f"{result.mb_per_s:7.1f} MB/s  {result.cpu_s_per_gib:5.2f} CPU s/GiB  "
+                    f"peak RSS {result.rss_peak / MIB:6.1f} MiB"
+                )
+        summary = {name: summarise(results) for name, results in collected.items()}
+        entry: dict[str, Any] = {
+            "label": scenario.label,
+            "uploads": scenario.uploads,
+            "size_mib": scenario.size / MIB,
+            "chunk_mib": scenario.chunk / MIB,
+            "targets": summary,
+        }
+        if "service" in summary and "sink" in summary:
+            entry["ratio_vs_sink"] = summary["service"]["mb_per_s"] / summary["sink"]["mb_per_s"]
+        if "service" in summary and "sink_fsync" in summary:
+            entry["ratio_vs_sink_fsync"] = (
+                summary["service"]["mb_per_s"] / summary["sink_fsync"]["mb_per_s"]
+            )
+        if "service_postgres" in summary and "sink" in summary:
+            entry["ratio_postgres_vs_sink"] = (
+                summary["service_postgres"]["mb_per_s"] / summary["sink"]["mb_per_s"]
+            )
+        section[scenario.key] = entry
+    return section
