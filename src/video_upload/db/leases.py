@@ -13,6 +13,7 @@ from video_upload.db.models import Video
 
 @dataclass(frozen=True)
 class LeaseState:
+    user_id: str
     owner: str | None
     expires_at: datetime | None
     stop_requested: bool
@@ -22,8 +23,11 @@ class LeaseRepository:
     def __init__(self, db: AsyncSession) -> None:
         self.db = db
 
-    async def take(self, upload_id: str, owner: str, now: datetime, until: datetime) -> bool:
-        """Take the lease if it is free or expired; True when this owner now holds it."""
+    async def take(
+        self, upload_id: str, owner: str, now: datetime, until: datetime
+    ) -> Video | None:
+        """Take the lease if it is free or expired; the row as it now stands when this owner
+        holds it (one statement, so the writer needs no second read), else None."""
         result = await self.db.execute(
             update(Video)
             .where(
@@ -31,9 +35,10 @@ class LeaseRepository:
                 or_(Video.lock_owner.is_(None), Video.lock_expires_at < now),
             )
             .values(lock_owner=owner, lock_expires_at=until, lock_stop_requested=False)
+            .returning(Video)
             .execution_options(synchronize_session=False)
         )
-        return bool(getattr(result, "rowcount", 0) == 1)
+        return result.scalar_one_or_none()
 
     async def renew(self, upload_id: str, owner: str, until: datetime) -> LeaseState | None:
         """Extend the lease; None when this owner no longer holds it."""
@@ -41,11 +46,13 @@ class LeaseRepository:
             update(Video)
             .where(Video.upload_id == upload_id, Video.lock_owner == owner)
             .values(lock_expires_at=until)
-            .returning(Video.lock_owner, Video.lock_expires_at, Video.lock_stop_requested)
+            .returning(
+                Video.user_id, Video.lock_owner, Video.lock_expires_at, Video.lock_stop_requested
+            )
             .execution_options(synchronize_session=False)
         )
         row = result.one_or_none()
-        return None if row is None else LeaseState(row[0], row[1], bool(row[2]))
+        return None if row is None else LeaseState(row[0], row[1], row[2], bool(row[3]))
 
     async def release(self, upload_id: str, owner: str) -> None:
         await self.db.execute(
@@ -65,9 +72,9 @@ class LeaseRepository:
 
     async def state(self, upload_id: str) -> LeaseState | None:
         result = await self.db.execute(
-            select(Video.lock_owner, Video.lock_expires_at, Video.lock_stop_requested).where(
-                Video.upload_id == upload_id
-            )
+            select(
+                Video.user_id, Video.lock_owner, Video.lock_expires_at, Video.lock_stop_requested
+            ).where(Video.upload_id == upload_id)
         )
         row = result.one_or_none()
-        return None if row is None else LeaseState(row[0], row[1], bool(row[2]))
+        return None if row is None else LeaseState(row[0], row[1], row[2], bool(row[3]))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -72,6 +72,7 @@ class VideoRepository:
         *,
         expected_offset: int,
         values: dict[str, Any],
+        lease_owner: str | None = None,
     ) -> bool:
         """Apply `values` only if the upload still stands at `expected_offset` and has not been
         expired by a cleaner (whose storage may already be gone)."""
@@ -81,6 +82,8 @@ class VideoRepository:
                 Video.upload_id == upload_id,
                 Video.upload_offset == expected_offset,
                 Video.status != "expired",
+                # fencing: a writer whose lease ran out (and was taken over) cannot commit
+                true() if lease_owner is None else Video.lock_owner == lease_owner,
             )
             .values(**values)
             .execution_options(synchronize_session=False)

@@ -24,19 +24,39 @@ import secrets
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from video_upload.db.leases import LeaseRepository
 from video_upload.db.models import Video
-from video_upload.errors import ERR_UPLOAD_LOCKED, ERR_UPLOAD_NOT_FOUND, ServiceError
+from video_upload.errors import (
+    ERR_FORBIDDEN,
+    ERR_UPLOAD_LOCKED,
+    ERR_UPLOAD_NOT_FOUND,
+    ServiceError,
+)
 from video_upload.uploads.locks import UploadLocks
 from video_upload.uploads.records import Clock, DatabaseSession
 
 log = logging.getLogger(__name__)
 
 NODE = f"{socket.gethostname()[:32]}:{os.getpid()}"
+
+
+@dataclass
+class Lease:
+    """A held lease: who holds it, and the upload's row as it stood when it was taken."""
+
+    upload_id: str
+    owner: str
+    video: Video | None
+    released: bool = False
+
+
+# Column values that give a lease up in the same UPDATE that commits a write.
+RELEASED = {"lock_owner": None, "lock_expires_at": None, "lock_stop_requested": False}
 
 
 class WriterLeases:
@@ -59,23 +79,38 @@ class WriterLeases:
 
     @asynccontextmanager
     async def exclusive(
-        self, upload_id: str, *, preempt: bool = False, wait_seconds: float | None = None
-    ) -> AsyncIterator[None]:
-        """Hold the upload in this process and across nodes, or raise 423 after waiting."""
+        self,
+        upload_id: str,
+        *,
+        preempt: bool = False,
+        wait_seconds: float | None = None,
+        user_id: str | None = None,
+    ) -> AsyncIterator[Lease]:
+        """Hold the upload in this process and across nodes, or raise 423 after waiting.
+
+        With `preempt`, a busy holder is asked to stop, but only on behalf of the upload's
+        owner: when `user_id` is given and is not the owner, this raises 403 instead.
+        """
         wait = wait_seconds if wait_seconds is not None else self.locks.wait_seconds
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         async with self.locks.hold(upload_id, preempt=preempt, wait_seconds=wait):
             owner = f"{NODE}:{secrets.token_hex(6)}"
-            await self._take(upload_id, owner, preempt=preempt, deadline=deadline)
-            heartbeat = asyncio.create_task(self._heartbeat(upload_id, owner))
+            video = await self._take(
+                upload_id, owner, preempt=preempt, deadline=deadline, user_id=user_id
+            )
+            lease = Lease(upload_id, owner, video)
+            stopped = asyncio.Event()
+            heartbeat = asyncio.create_task(self._heartbeat(lease, stopped))
             try:
-                yield
+                yield lease
             finally:
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
-                await self._release(upload_id, owner)
+                # Signalled, not cancelled: a cancellation landing mid-statement would make
+                # SQLAlchemy throw the connection away.
+                stopped.set()
+                await heartbeat
+                if not lease.released:
+                    await self._release(upload_id, owner)
 
     def is_busy(self, video: Video) -> bool:
         """Whether someone (here or on another node) may be writing to this upload now."""
@@ -87,7 +122,9 @@ class WriterLeases:
             and video.lock_expires_at > self.clock()
         )
 
-    async def _take(self, upload_id: str, owner: str, *, preempt: bool, deadline: float) -> None:
+    async def _take(
+        self, upload_id: str, owner: str, *, preempt: bool, deadline: float, user_id: str | None
+    ) -> Video:
         loop = asyncio.get_running_loop()
         asked_to_stop_at = float("-inf")
         while True:
@@ -97,27 +134,35 @@ class WriterLeases:
                 taken = await repository.take(
                     upload_id, owner, now, now + timedelta(seconds=self.lease_seconds)
                 )
-                if not taken and preempt and loop.time() - asked_to_stop_at >= 1.0:
-                    await repository.request_stop(upload_id)
-                    asked_to_stop_at = loop.time()
                 await db.commit()
-                if taken:
-                    return
-                if await repository.state(upload_id) is None:
+                if taken is not None:
+                    return taken
+                state = await repository.state(upload_id)
+                if state is None:
                     raise ServiceError(ERR_UPLOAD_NOT_FOUND)
+                if user_id is not None and state.user_id != user_id:
+                    raise ERR_FORBIDDEN.with_message("this upload belongs to another user")
+                if preempt and loop.time() - asked_to_stop_at >= 1.0:
+                    await repository.request_stop(upload_id)
+                    await db.commit()
+                    asked_to_stop_at = loop.time()
             if loop.time() >= deadline:
                 raise ERR_UPLOAD_LOCKED.with_message(
                     "another request is writing to this upload; retry shortly"
                 )
             await asyncio.sleep(self.poll_seconds)
 
-    async def _heartbeat(self, upload_id: str, owner: str) -> None:
+    async def _heartbeat(self, lease: Lease, stopped: asyncio.Event) -> None:
         """Every `heartbeat_seconds`, look for a stop request (a read); renew the lease (a
         write) once a third of it has passed, so hundreds of slow uploads cost few writes."""
         loop = asyncio.get_running_loop()
         renewed_at = loop.time()
+        upload_id, owner = lease.upload_id, lease.owner
         while True:
-            await asyncio.sleep(self.heartbeat_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopped.wait(), timeout=self.heartbeat_seconds)
+            if stopped.is_set() or lease.released:
+                return
             renew = loop.time() - renewed_at >= self.lease_seconds / 3
             until = self.clock() + timedelta(seconds=self.lease_seconds)
             try:
@@ -131,6 +176,8 @@ class WriterLeases:
             except ServiceError:
                 log.warning("could not check the lease on upload %s; retrying", upload_id)
                 continue
+            if lease.released or stopped.is_set():
+                return
             if renew and state is not None:
                 renewed_at = loop.time()
             if state is None or state.owner != owner:

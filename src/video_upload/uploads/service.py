@@ -41,7 +41,7 @@ from video_upload.errors import (
 )
 from video_upload.storage.base import StorageError, StoredUpload, UploadStore, WriteResult
 from video_upload.uploads.concat import Concatenator
-from video_upload.uploads.leases import WriterLeases
+from video_upload.uploads.leases import RELEASED, Lease, WriterLeases
 from video_upload.uploads.locks import UploadLocks
 from video_upload.uploads.media import display_name, video_content_type
 from video_upload.uploads.records import (
@@ -147,7 +147,10 @@ class UploadService:
         )
 
     async def owned_upload(self, db: AsyncSession, user_id: str, upload_id: str) -> Video:
-        video = await VideoRepository(db).by_upload_id(upload_id)
+        return self.check_owned(await VideoRepository(db).by_upload_id(upload_id), user_id)
+
+    def check_owned(self, video: Video | None, user_id: str) -> Video:
+        """The upload, if it exists, belongs to `user_id` and has not expired."""
         if video is None:
             raise ServiceError(ERR_UPLOAD_NOT_FOUND)
         if video.user_id != user_id:
@@ -250,11 +253,13 @@ class UploadService:
             return video  # a live writer is still receiving: report the committed offset
 
     async def write(self, user_id: str, upload_id: str, chunk: Chunk) -> WriteOutcome:
-        async with self.database() as db:
-            await self.owned_upload(db, user_id, upload_id)  # only the owner may pre-empt
-        async with self.leases.exclusive(upload_id, preempt=True):
+        """Append a chunk: two statements on the common path (take the lease, which returns
+        the row; commit the offset, which gives the lease back)."""
+        if self.locks.is_held(upload_id):  # a writer here may be pre-empted: owners only
             async with self.database() as db:
-                video = await self.owned_upload(db, user_id, upload_id)
+                await self.owned_upload(db, user_id, upload_id)
+        async with self.leases.exclusive(upload_id, preempt=True, user_id=user_id) as lease:
+            video = self.check_owned(lease.video, user_id)
             if video.concat == "final":
                 raise ServiceError(ERR_FINAL_UPLOAD_PATCH)
             length = self._settle_length(video, chunk.declared_length)
@@ -279,7 +284,7 @@ class UploadService:
                 if body.disconnected:
                     return WriteOutcome(video, disconnected=True)
                 raise ServiceError(ERR_CHECKSUM_MISMATCH)
-            video = await self._commit_write(video, committed, result, length)
+            video = await self._commit_write(video, committed, result, length, lease)
             if length is not None and video.upload_offset == length:
                 video = await self._finish(video)
         if video.concat == "partial" and video.upload_completed:
@@ -299,7 +304,12 @@ class UploadService:
         return declared
 
     async def _commit_write(
-        self, video: Video, committed: StoredUpload, result: WriteResult, length: int | None
+        self,
+        video: Video,
+        committed: StoredUpload,
+        result: WriteResult,
+        length: int | None,
+        lease: Lease,
     ) -> Video:
         now = self.clock()
         values: dict[str, Any] = {
@@ -310,10 +320,16 @@ class UploadService:
             "status": "uploading",
             "updated_at": now,
         }
+        finishing = length is not None and result.offset == length
+        if not finishing:  # nothing more to do under the lease: give it back in this UPDATE
+            values.update(RELEASED)
         try:
             async with self.database() as db:
                 advanced = await VideoRepository(db).advance(
-                    video.upload_id, expected_offset=committed.offset, values=values
+                    video.upload_id,
+                    expected_offset=committed.offset,
+                    values=values,
+                    lease_owner=lease.owner,
                 )
                 await db.commit()
         except ServiceError:
@@ -322,6 +338,7 @@ class UploadService:
         if not advanced:
             await self._discard(committed, result)
             raise ERR_OFFSET_MISMATCH.with_message("another request wrote to this upload first")
+        lease.released = not finishing
         for name, value in values.items():
             setattr(video, name, value)
         return video
