@@ -27,7 +27,8 @@ setup-web:
 setup-browser:
 	@[ -x /usr/bin/chromium ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-run: setup-python setup-web
+run: setup-python
+	@$(MAKE) --no-print-directory setup-web || echo "warning: the upload page at / needs npm (make setup-web); the API works without it"
 	$(UV) run video-upload serve --host 127.0.0.1 --port 8000
 
 check: setup-python
