@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -143,4 +144,49 @@ def test_stalled_patch_is_superseded_by_the_owners_retry(
             url, headers=patch_headers(user.headers, delivered), content=data[delivered:]
         )
         assert resumed.status_code == 204, resumed.text
+    assert complete_and_read(client, user.bearer, url) == data
+
+
+def test_a_writer_whose_lease_was_taken_over_cannot_commit(
+    client: httpx.Client, server: LiveServer, user: User, session_id: str
+) -> None:
+    from sqlalchemy import select, update
+
+    from video_upload.db.models import Video
+
+    data = pattern(MIB, seed=13)
+    url = create_upload(client, user.headers, session_id, len(data))
+    upload_id = url.rsplit("/", 1)[1]
+    sessions = server.services.sessions
+
+    async def lease_owner() -> str | None:
+        async with sessions() as db:
+            query = select(Video.lock_owner).where(Video.upload_id == upload_id)
+            return (await db.execute(query)).scalar()
+
+    async def set_owner(owner: str | None) -> None:
+        # another node took the lease over (as after a lease ran out), or gave it back
+        until = server.clock() + timedelta(minutes=5) if owner else None
+        async with sessions() as db:
+            await db.execute(
+                update(Video)
+                .where(Video.upload_id == upload_id)
+                .values(lock_owner=owner, lock_expires_at=until)
+            )
+            await db.commit()
+
+    address = urlsplit(server.base_url)
+    request = [f"PATCH {url} HTTP/1.1", f"Host: {address.netloc}", f"Content-Length: {len(data)}"]
+    request += [f"{name}: {value}" for name, value in patch_headers(user.headers, 0).items()]
+    with socket.create_connection((address.hostname, address.port)) as writer:
+        writer.sendall(("\r\n".join(request) + "\r\n\r\n").encode() + data[: MIB // 2])
+        assert eventually_equal(lambda: server.run(lease_owner()) is not None, True) is True
+        server.run(set_owner("node-b:1:intruder"))
+        writer.settimeout(30)
+        answer = writer.recv(4096).decode(errors="replace")  # the writer stops: lease lost
+    assert answer.startswith("HTTP/1.1 409"), answer
+    server.run(set_owner(None))
+    assert client.head(url, headers=user.headers).headers["Upload-Offset"] == "0"
+    done = client.patch(url, headers=patch_headers(user.headers, 0), content=data)
+    assert done.status_code == 204
     assert complete_and_read(client, user.bearer, url) == data
