@@ -26,7 +26,7 @@ from video_upload.errors import (
     ServiceError,
 )
 from video_upload.uploads.media import display_name, video_content_type
-from video_upload.uploads.records import stored
+from video_upload.uploads.records import new_upload_row, stored
 
 if TYPE_CHECKING:
     from video_upload.uploads.service import UploadService
@@ -53,9 +53,11 @@ class Concatenator:
             if total is not None:
                 self.uploads.check_length(total)
             upload_id = secrets.token_hex(16)
-            video = self.uploads.new_row(
-                user_id,
-                upload_id,
+            video = new_upload_row(
+                now=self.uploads.clock(),
+                expires_at=self.uploads.next_expiry(),
+                user_id=user_id,
+                upload_id=upload_id,
                 session_id=session_id,
                 length=total,
                 state={},

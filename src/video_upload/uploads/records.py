@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,3 +78,43 @@ class DatabaseSession:
         if isinstance(exc, unavailable) and not isinstance(exc, ServiceError):
             log.warning("database unavailable: %s", exc)
             raise ServiceError(ERR_DATABASE_UNAVAILABLE) from exc
+
+
+def new_upload_row(
+    *,
+    now: datetime,
+    expires_at: datetime,
+    user_id: str,
+    upload_id: str,
+    session_id: uuid.UUID | None,
+    length: int | None,
+    state: dict[str, Any],
+    tus_metadata: str | None,
+    concat: str | None,
+    filename: str,
+    content_type: str,
+    concat_parts: list[str] | None = None,
+    declared_duration_seconds: float | None = None,
+) -> Video:
+    """A fresh, empty upload row; its bytes will live under the storage key `upload_id`."""
+    return Video(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        session_id=session_id,
+        upload_id=upload_id,
+        upload_offset=0,
+        upload_length=length,
+        upload_completed=False,
+        upload_metadata=state,
+        upload_expires_at=expires_at,
+        tus_metadata=tus_metadata,
+        concat=concat,
+        concat_parts=concat_parts,
+        storage_key=upload_id,
+        filename=filename,
+        content_type=content_type,
+        declared_duration_seconds=declared_duration_seconds,
+        status="pending",
+        created_at=now,
+        updated_at=now,
+    )

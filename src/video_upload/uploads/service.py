@@ -50,6 +50,7 @@ from video_upload.uploads.records import (
     DatabaseSession,
     NewUpload,
     WriteOutcome,
+    new_upload_row,
     stored,
     utcnow,
 )
@@ -107,45 +108,6 @@ class UploadService:
                 max_size=self.settings.max_upload_size,
             )
 
-    def new_row(
-        self,
-        user_id: str,
-        upload_id: str,
-        *,
-        session_id: uuid.UUID | None,
-        length: int | None,
-        state: dict[str, Any],
-        tus_metadata: str | None,
-        concat: str | None,
-        filename: str,
-        content_type: str,
-        concat_parts: list[str] | None = None,
-        declared_duration_seconds: float | None = None,
-    ) -> Video:
-        """A fresh, empty upload row expiring `UPLOAD_EXPIRATION_HOURS` from now."""
-        now = self.clock()
-        return Video(
-            id=uuid.uuid4(),
-            user_id=user_id,
-            session_id=session_id,
-            upload_id=upload_id,
-            upload_offset=0,
-            upload_length=length,
-            upload_completed=False,
-            upload_metadata=state,
-            upload_expires_at=self.next_expiry(),
-            tus_metadata=tus_metadata,
-            concat=concat,
-            concat_parts=concat_parts,
-            storage_key=upload_id,
-            filename=filename,
-            content_type=content_type,
-            declared_duration_seconds=declared_duration_seconds,
-            status="pending",
-            created_at=now,
-            updated_at=now,
-        )
-
     async def owned_upload(self, db: AsyncSession, user_id: str, upload_id: str) -> Video:
         return self.check_owned(await VideoRepository(db).by_upload_id(upload_id), user_id)
 
@@ -190,9 +152,11 @@ class UploadService:
             if not new.partial:
                 session_id = await self.owned_session(db, user_id, new.metadata.get("session_id"))
             state = await self.storage_call(self.store.create(upload_id))
-            video = self.new_row(
-                user_id,
-                upload_id,
+            video = new_upload_row(
+                now=self.clock(),
+                expires_at=self.next_expiry(),
+                user_id=user_id,
+                upload_id=upload_id,
                 session_id=session_id,
                 length=new.length,
                 state=state,
