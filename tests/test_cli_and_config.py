@@ -95,3 +95,30 @@ def test_rs256_tokens_verify_with_the_public_key(tmp_path: Path) -> None:
     )
     with pytest.raises(ServiceError):
         authenticator.user_from_header(f"Bearer {wrong_audience}")
+
+
+def test_nodes_starting_at_once_all_migrate_a_fresh_postgresql_database(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    from tests.support import postgres
+
+    fresh = postgres.create_database()
+    try:
+        env = {
+            key: value for key, value in os.environ.items() if not key.startswith(("JWT_", "DATA"))
+        }
+        env["DATABASE_URL"] = fresh
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "video_upload", "migrate"],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(3)
+        ]
+        outputs = [run.communicate(timeout=120)[0].decode(errors="replace") for run in runs]
+        assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    finally:
+        postgres.drop_database(fresh)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from video_upload.db.engine import create_engine, is_sqlite
 from video_upload.db.models import Base
+
+MIGRATION_LOCK = 7_241_813_007  # an arbitrary, fixed advisory-lock key for schema migrations
 
 
 def _run(connection: Connection) -> None:
@@ -18,6 +21,10 @@ def _run(connection: Connection) -> None:
         render_as_batch=is_sqlite(str(connection.engine.url)),
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several nodes may start at once: the first migrates, the others wait for it
+            # and then find the schema up to date.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 
