@@ -25,7 +25,7 @@ from video_upload.tus.headers import (
     parse_metadata,
     parse_offset,
 )
-from video_upload.uploads.service import Chunk, NewUpload, UploadService
+from video_upload.uploads.service import Chunk, NewUpload
 from video_upload.uploads.streams import ClientGone
 from video_upload.web import Services, services_of
 
@@ -68,7 +68,7 @@ def location(request: Request, services: Services, upload_id: str) -> str:
     return f"{proto}://{host.strip()}{path}" if host.strip() else path
 
 
-def upload_headers(video: Video, service: UploadService) -> dict[str, str]:
+def upload_headers(video: Video) -> dict[str, str]:
     headers: dict[str, str] = {"Cache-Control": "no-store"}
     final_pending = video.concat == "final" and not video.upload_completed
     if not final_pending:
@@ -120,9 +120,13 @@ def content_length(request: Request) -> int | None:
     return int(value) if value is not None and value.strip().isdigit() else None
 
 
-def chunk_from(request: Request, offset: int, declared_length: int | None = None) -> Chunk:
+def require_offset_content_type(request: Request) -> None:
     if request.headers.get("content-type", "").split(";")[0].strip() != tus.OFFSET_CONTENT_TYPE:
         raise ServiceError(ERR_WRONG_CONTENT_TYPE)
+
+
+def chunk_from(request: Request, offset: int, declared_length: int | None = None) -> Chunk:
+    require_offset_content_type(request)
     return Chunk(
         offset=offset,
         body=body_stream(request),
@@ -176,7 +180,7 @@ async def create(request: Request) -> Response:
             return tus_response(201, {"Location": location(request, services, video.upload_id)})
         length = declared_creation_length(request)
         if has_body(request):
-            chunk_from(request, 0)  # validates the content type before anything is created
+            require_offset_content_type(request)  # before anything is created
         video = await service.create(
             user_id,
             NewUpload(
@@ -229,7 +233,7 @@ async def create_initialised(request: Request, upload_id: str) -> Response:
         length = parse_length(request.headers.get(tus.UPLOAD_LENGTH))
         video = await services.uploads.claim_initialised(user_id, upload_id, length)
         if has_body(request):
-            chunk_from(request, 0)
+            require_offset_content_type(request)
         return await respond_created(request, services, user_id, video)
     except ServiceError as error:
         return error_response(error.kind)
@@ -241,7 +245,7 @@ async def head(request: Request, upload_id: str) -> Response:
         services, user_id = await authenticated(request)
         video = await services.uploads.settled(user_id, upload_id)
         video = await services.uploads.refresh_final(video)
-        return tus_response(200, upload_headers(video, services.uploads))
+        return tus_response(200, upload_headers(video))
     except ServiceError as error:
         response = error_response(error.kind)
         response.headers["Cache-Control"] = "no-store"

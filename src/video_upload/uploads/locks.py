@@ -75,13 +75,10 @@ class UploadLocks:
         entry = self._entries.get(upload_id)
         if entry is None:
             return
-        loop = asyncio.get_running_loop()
         if only_if_stalled:
-            self._stop_if_stalled(entry, loop.time())
-        elif entry.holder is not None:
-            entry.stop_requested = True
-            if entry.receiving_since is not None:
-                entry.holder.cancel()
+            self._stop_if_stalled(entry, asyncio.get_running_loop().time())
+        else:
+            self._stop(entry)
 
     def stop_all(self, *, idle_seconds: float = 0.5, budget_seconds: float = 5.0) -> None:
         """Graceful shutdown: let every writer save what it received, then stop it.
@@ -127,10 +124,17 @@ class UploadLocks:
     def _stop_if_stalled(self, entry: _Entry, now: float, idle: float | None = None) -> None:
         since = entry.receiving_since
         threshold = self.stall_seconds if idle is None else idle
-        if since is None or now - since < threshold or entry.holder is None:
+        if since is not None and now - since >= threshold:
+            self._stop(entry)
+
+    @staticmethod
+    def _stop(entry: _Entry) -> None:
+        """Tell the holder to stop; if it is waiting for body bytes, cancel that wait."""
+        if entry.holder is None:
             return
         entry.stop_requested = True
-        entry.holder.cancel()
+        if entry.receiving_since is not None:
+            entry.holder.cancel()
 
     async def interruptible(
         self, upload_id: str, source: AsyncIterator[bytes]
