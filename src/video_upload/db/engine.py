@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
+from video_upload.db import sqlite_driver
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -30,7 +32,11 @@ def create_engine(url: str) -> AsyncEngine:
         # pool is far cheaper than connections sleeping in SQLite's busy handler, which under
         # hundreds of concurrent uploads made requests time out.
         engine = create_async_engine(
-            url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
+            url,
+            connect_args={"timeout": 30, "async_creator_fn": sqlite_driver.connect},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
         )
 
         @event.listens_for(engine.sync_engine, "connect")

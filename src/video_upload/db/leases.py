@@ -5,10 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from video_upload.db.models import Video
+
+# Built once: the statement runs for every chunk, and building it cost more than running it.
+_TAKE = (
+    update(Video)
+    .where(
+        Video.upload_id == bindparam("target_upload_id"),
+        or_(Video.lock_owner.is_(None), Video.lock_expires_at < bindparam("now")),
+    )
+    .values(
+        lock_owner=bindparam("new_owner"),
+        lock_expires_at=bindparam("until"),
+        lock_stop_requested=False,
+    )
+    .returning(Video)
+    .execution_options(synchronize_session=False)
+)
 
 
 @dataclass(frozen=True)
@@ -29,14 +45,7 @@ class LeaseRepository:
         """Take the lease if it is free or expired; the row as it now stands when this owner
         holds it (one statement, so the writer needs no second read), else None."""
         result = await self.db.execute(
-            update(Video)
-            .where(
-                Video.upload_id == upload_id,
-                or_(Video.lock_owner.is_(None), Video.lock_expires_at < now),
-            )
-            .values(lock_owner=owner, lock_expires_at=until, lock_stop_requested=False)
-            .returning(Video)
-            .execution_options(synchronize_session=False)
+            _TAKE, {"target_upload_id": upload_id, "now": now, "new_owner": owner, "until": until}
         )
         return result.scalar_one_or_none()
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, true, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -23,6 +24,47 @@ def expirable() -> ColumnElement[bool]:
     """Uploads that can expire: unfinished ones, and partial uploads (finished or not), which
     only exist to become part of a final upload."""
     return or_(Video.upload_completed.is_(False), Video.concat == "partial")
+
+
+# The statements every chunk runs, built once (building them cost more than running them).
+_BY_UPLOAD_ID = select(Video).where(Video.upload_id == bindparam("target_upload_id"))
+_ADVANCE_WHERE = (
+    Video.upload_id == bindparam("target_upload_id"),
+    Video.upload_offset == bindparam("expected_offset"),
+    Video.status != "expired",  # a cleaner expired it; its storage may already be gone
+    Video.lock_owner == bindparam("lease_owner"),  # fencing: a lease taken over cannot commit
+)
+_ADVANCE_VALUES = {
+    "upload_offset": bindparam("new_offset"),
+    "upload_metadata": bindparam("new_state"),
+    "upload_length": bindparam("new_length"),
+    "upload_expires_at": bindparam("new_expires_at"),
+    "status": "uploading",
+    "updated_at": bindparam("now"),
+}
+_ADVANCE_KEEPING_LEASE = (
+    update(Video)
+    .where(*_ADVANCE_WHERE)
+    .values(**_ADVANCE_VALUES)
+    .execution_options(synchronize_session=False)
+)
+_ADVANCE_RELEASING_LEASE = (
+    update(Video)
+    .where(*_ADVANCE_WHERE)
+    .values(**_ADVANCE_VALUES, lock_owner=None, lock_expires_at=None, lock_stop_requested=False)
+    .execution_options(synchronize_session=False)
+)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a write left an upload: committed by `VideoRepository.advance`."""
+
+    offset: int
+    state: dict[str, Any]
+    length: int | None
+    expires_at: datetime
+    at: datetime
 
 
 class SessionRepository:
@@ -48,7 +90,7 @@ class VideoRepository:
         return video
 
     async def by_upload_id(self, upload_id: str) -> Video | None:
-        result = await self.db.execute(select(Video).where(Video.upload_id == upload_id))
+        result = await self.db.execute(_BY_UPLOAD_ID, {"target_upload_id": upload_id})
         return result.scalar_one_or_none()
 
     async def by_upload_ids(self, upload_ids: Sequence[str]) -> list[Video]:
@@ -71,22 +113,26 @@ class VideoRepository:
         upload_id: str,
         *,
         expected_offset: int,
-        values: dict[str, Any],
-        lease_owner: str | None = None,
+        lease_owner: str,
+        progress: Progress,
+        release_lease: bool,
     ) -> bool:
-        """Apply `values` only if the upload still stands at `expected_offset` and has not been
-        expired by a cleaner (whose storage may already be gone)."""
+        """Record `progress` only if the upload still stands at `expected_offset`, has not been
+        expired by a cleaner and is still leased to `lease_owner`; with `release_lease`, give
+        the lease back in the same statement."""
+        statement = _ADVANCE_RELEASING_LEASE if release_lease else _ADVANCE_KEEPING_LEASE
         result = await self.db.execute(
-            update(Video)
-            .where(
-                Video.upload_id == upload_id,
-                Video.upload_offset == expected_offset,
-                Video.status != "expired",
-                # fencing: a writer whose lease ran out (and was taken over) cannot commit
-                true() if lease_owner is None else Video.lock_owner == lease_owner,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
+            statement,
+            {
+                "target_upload_id": upload_id,
+                "expected_offset": expected_offset,
+                "lease_owner": lease_owner,
+                "new_offset": progress.offset,
+                "new_state": progress.state,
+                "new_length": progress.length,
+                "new_expires_at": progress.expires_at,
+                "now": progress.at,
+            },
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 

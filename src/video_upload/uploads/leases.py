@@ -55,10 +55,6 @@ class Lease:
     released: bool = False
 
 
-# Column values that give a lease up in the same UPDATE that commits a write.
-RELEASED = {"lock_owner": None, "lock_expires_at": None, "lock_stop_requested": False}
-
-
 class WriterLeases:
     def __init__(
         self,

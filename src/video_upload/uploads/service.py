@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from video_upload.config import Settings
 from video_upload.db.models import Video
-from video_upload.db.repository import SessionRepository, VideoRepository
+from video_upload.db.repository import Progress, SessionRepository, VideoRepository
 from video_upload.errors import (
     ERR_CHECKSUM_MISMATCH,
     ERR_EXCEEDS_LENGTH,
@@ -41,7 +41,7 @@ from video_upload.errors import (
 )
 from video_upload.storage.base import StorageError, StoredUpload, UploadStore, WriteResult
 from video_upload.uploads.concat import Concatenator
-from video_upload.uploads.leases import RELEASED, Lease, WriterLeases
+from video_upload.uploads.leases import Lease, WriterLeases
 from video_upload.uploads.locks import UploadLocks
 from video_upload.uploads.media import display_name, video_content_type
 from video_upload.uploads.records import (
@@ -275,25 +275,23 @@ class UploadService:
         length: int | None,
         lease: Lease,
     ) -> Video:
-        now = self.clock()
-        values: dict[str, Any] = {
-            "upload_offset": result.offset,
-            "upload_metadata": result.state,
-            "upload_length": length,
-            "upload_expires_at": self.next_expiry(),
-            "status": "uploading",
-            "updated_at": now,
-        }
+        progress = Progress(
+            offset=result.offset,
+            state=result.state,
+            length=length,
+            expires_at=self.next_expiry(),
+            at=self.clock(),
+        )
         finishing = length is not None and result.offset == length
-        if not finishing:  # nothing more to do under the lease: give it back in this UPDATE
-            values.update(RELEASED)
         try:
             async with self.database() as db:
                 advanced = await VideoRepository(db).advance(
                     video.upload_id,
                     expected_offset=committed.offset,
-                    values=values,
                     lease_owner=lease.owner,
+                    progress=progress,
+                    # nothing more to do under the lease unless finishing: give it back now
+                    release_lease=not finishing,
                 )
                 await db.commit()
         except ServiceError:
@@ -303,8 +301,14 @@ class UploadService:
             await self._discard(committed, result)
             raise ERR_OFFSET_MISMATCH.with_message("another request wrote to this upload first")
         lease.released = not finishing
-        for name, value in values.items():
-            setattr(video, name, value)
+        video.upload_offset = progress.offset
+        video.upload_metadata = progress.state
+        video.upload_length = progress.length
+        video.upload_expires_at = progress.expires_at
+        video.status = "uploading"
+        video.updated_at = progress.at
+        if lease.released:
+            video.lock_owner, video.lock_expires_at, video.lock_stop_requested = None, None, False
         return video
 
     async def _finish(self, video: Video) -> Video:
