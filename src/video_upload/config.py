@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     database_url: str = ""
     storage_backend: Literal["local", "s3"] = "local"
     local_storage_path: Path = Path("./data/uploads")
+    # When the local store flushes bytes to disk: when an upload finishes (a machine crash makes
+    # clients re-send the unflushed tail of unfinished uploads) or after every PATCH.
+    local_storage_fsync: Literal["finish", "chunk"] = "finish"
 
     max_video_size_mb: int = Field(default=500, gt=0)
     max_video_duration_minutes: float = Field(default=5, gt=0)

@@ -58,7 +58,7 @@ async def init_upload(
 
 @router.get("/{upload_id}/status", response_model=UploadStatus)
 async def upload_status(upload_id: str, user: CurrentUser, uploads: UploadsDep) -> UploadStatus:
-    video = await uploads.get(user, upload_id)
+    video = await uploads.current(user, upload_id)
     return UploadStatus.of(await uploads.refresh_final(video))
 
 

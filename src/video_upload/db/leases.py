@@ -1,30 +1,15 @@
-"""SQL for writer leases: take, renew, release, ask to stop (see uploads.leases)."""
+"""SQL for writer leases: renew, release, ask to stop (taking one is in db.chunks; see
+uploads.leases)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from video_upload.db.models import Video
-
-# Built once: the statement runs for every chunk, and building it cost more than running it.
-_TAKE = (
-    update(Video)
-    .where(
-        Video.upload_id == bindparam("target_upload_id"),
-        or_(Video.lock_owner.is_(None), Video.lock_expires_at < bindparam("now")),
-    )
-    .values(
-        lock_owner=bindparam("new_owner"),
-        lock_expires_at=bindparam("until"),
-        lock_stop_requested=False,
-    )
-    .returning(Video)
-    .execution_options(synchronize_session=False)
-)
 
 
 @dataclass(frozen=True)
@@ -38,16 +23,6 @@ class LeaseState:
 class LeaseRepository:
     def __init__(self, db: AsyncSession) -> None:
         self.db = db
-
-    async def take(
-        self, upload_id: str, owner: str, now: datetime, until: datetime
-    ) -> Video | None:
-        """Take the lease if it is free or expired; the row as it now stands when this owner
-        holds it (one statement, so the writer needs no second read), else None."""
-        result = await self.db.execute(
-            _TAKE, {"target_upload_id": upload_id, "now": now, "new_owner": owner, "until": until}
-        )
-        return result.scalar_one_or_none()
 
     async def renew(self, upload_id: str, owner: str, until: datetime) -> LeaseState | None:
         """Extend the lease; None when this owner no longer holds it."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,45 +25,8 @@ def expirable() -> ColumnElement[bool]:
     return or_(Video.upload_completed.is_(False), Video.concat == "partial")
 
 
-# The statements every chunk runs, built once (building them cost more than running them).
+# Built once: HEAD and every write read an upload by its id.
 _BY_UPLOAD_ID = select(Video).where(Video.upload_id == bindparam("target_upload_id"))
-_ADVANCE_WHERE = (
-    Video.upload_id == bindparam("target_upload_id"),
-    Video.upload_offset == bindparam("expected_offset"),
-    Video.status != "expired",  # a cleaner expired it; its storage may already be gone
-    Video.lock_owner == bindparam("lease_owner"),  # fencing: a lease taken over cannot commit
-)
-_ADVANCE_VALUES = {
-    "upload_offset": bindparam("new_offset"),
-    "upload_metadata": bindparam("new_state"),
-    "upload_length": bindparam("new_length"),
-    "upload_expires_at": bindparam("new_expires_at"),
-    "status": "uploading",
-    "updated_at": bindparam("now"),
-}
-_ADVANCE_KEEPING_LEASE = (
-    update(Video)
-    .where(*_ADVANCE_WHERE)
-    .values(**_ADVANCE_VALUES)
-    .execution_options(synchronize_session=False)
-)
-_ADVANCE_RELEASING_LEASE = (
-    update(Video)
-    .where(*_ADVANCE_WHERE)
-    .values(**_ADVANCE_VALUES, lock_owner=None, lock_expires_at=None, lock_stop_requested=False)
-    .execution_options(synchronize_session=False)
-)
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Where a write left an upload: committed by `VideoRepository.advance`."""
-
-    offset: int
-    state: dict[str, Any]
-    length: int | None
-    expires_at: datetime
-    at: datetime
 
 
 class SessionRepository:
@@ -108,34 +70,6 @@ class VideoRepository:
         )
         return list(result.scalars())
 
-    async def advance(
-        self,
-        upload_id: str,
-        *,
-        expected_offset: int,
-        lease_owner: str,
-        progress: Progress,
-        release_lease: bool,
-    ) -> bool:
-        """Record `progress` only if the upload still stands at `expected_offset`, has not been
-        expired by a cleaner and is still leased to `lease_owner`; with `release_lease`, give
-        the lease back in the same statement."""
-        statement = _ADVANCE_RELEASING_LEASE if release_lease else _ADVANCE_KEEPING_LEASE
-        result = await self.db.execute(
-            statement,
-            {
-                "target_upload_id": upload_id,
-                "expected_offset": expected_offset,
-                "lease_owner": lease_owner,
-                "new_offset": progress.offset,
-                "new_state": progress.state,
-                "new_length": progress.length,
-                "new_expires_at": progress.expires_at,
-                "now": progress.at,
-            },
-        )
-        return bool(getattr(result, "rowcount", 0) == 1)
-
     async def unfinished_finals(self, user_id: str) -> list[Video]:
         result = await self.db.execute(
             select(Video).where(
@@ -145,6 +79,22 @@ class VideoRepository:
             )
         )
         return list(result.scalars())
+
+    async def rewind(
+        self, upload_id: str, *, from_offset: int, to_offset: int, now: datetime
+    ) -> bool:
+        """Move an unfinished upload back to `to_offset`, if it still stands at `from_offset`."""
+        result = await self.db.execute(
+            update(Video)
+            .where(
+                Video.upload_id == upload_id,
+                Video.upload_offset == from_offset,
+                Video.upload_completed.is_(False),
+            )
+            .values(upload_offset=to_offset, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
 
     async def update(self, upload_id: str, values: dict[str, Any]) -> None:
         await self.db.execute(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,12 @@ class Connection(aiosqlite.Connection):
     async def cursor(self) -> aiosqlite.Cursor:
         return Cursor(self, self._conn.cursor())
 
+    async def run_alone(self, sql: str, parameters: Sequence[Any]) -> list[Row]:
+        """Run one statement as a transaction of its own, in one trip: its rows, committed."""
+        run = self._execute  # aiosqlite leaves this untyped
+        rows: list[Row] = await run(_run_alone, self._conn, sql, parameters)  # type: ignore[no-untyped-call]
+        return rows
+
     async def commit(self) -> None:
         if self._conn.in_transaction:
             await self._execute(self._conn.commit)  # type: ignore[no-untyped-call]
@@ -76,6 +82,22 @@ class Connection(aiosqlite.Connection):
 def _execute_and_fetch(cursor: sqlite3.Cursor, sql: str, parameters: Iterable[Any]) -> list[Row]:
     cursor.execute(sql, parameters)  # type: ignore[arg-type]
     return cursor.fetchall() if cursor.description is not None else []
+
+
+def _run_alone(connection: sqlite3.Connection, sql: str, parameters: Sequence[Any]) -> list[Row]:
+    if connection.in_transaction:
+        raise sqlite3.ProgrammingError("run_alone inside an open transaction")
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql, parameters)
+        rows = cursor.fetchall()
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        cursor.close()
+    return rows
 
 
 def connect(database: str | Path, **kwargs: Any) -> Connection:

@@ -80,10 +80,20 @@ class UploadStore(Protocol):
     async def write(self, upload: StoredUpload, stream: ByteStream) -> WriteResult:
         """Append every byte of `stream` at `upload.offset`.
 
-        Returns only once the bytes are durably stored (or staged) so that committing the
-        result cannot claim bytes the store does not hold. Memory stays bounded by one part
-        buffer whatever the stream's length. The stream ends normally when the client goes away;
-        what arrived until then is kept like any other bytes.
+        Returns only once the store holds the bytes (or has staged them) so that committing the
+        result cannot claim bytes the store does not hold; a store may leave flushing them to
+        disk until `finish`, as long as `held` then tells what a machine crash took away. Memory
+        stays bounded by one part buffer whatever the stream's length. The stream ends normally
+        when the client goes away; what arrived until then is kept like any other bytes.
+        """
+        ...
+
+    async def held(self, upload: StoredUpload) -> int:
+        """How many of an unfinished upload's committed bytes the store still holds.
+
+        `upload.offset`, unless a crash of the machine took away bytes that were written but not
+        yet flushed to disk; the service then moves the upload back to this offset, and the
+        client, which asks for the offset before it resumes, sends those bytes again.
         """
         ...
 
@@ -92,7 +102,8 @@ class UploadStore(Protocol):
         ...
 
     async def finish(self, upload: StoredUpload) -> StoreState:
-        """Seal an upload whose every byte has arrived (`upload.offset` is its length)."""
+        """Seal an upload whose every byte has arrived (`upload.offset` is its length); once
+        this returns, the bytes survive a crash of the machine."""
         ...
 
     async def terminate(self, upload: StoredUpload) -> None:

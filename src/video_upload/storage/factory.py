@@ -12,4 +12,4 @@ async def open_store(settings: Settings) -> UploadStore:
         from video_upload.storage.s3 import S3Store
 
         return await S3Store.open(settings)
-    return LocalStore(settings.local_storage_path)
+    return LocalStore(settings.local_storage_path, sync=settings.local_storage_fsync)

@@ -6,8 +6,15 @@ abandoned write left behind (a crash before the metadata commit, a failed checks
 and the client's resend lands exactly where the database says the upload stands.
 
 Writes go through a buffer of at most `buffer_size` bytes (small, so that hundreds of slow
-uploads cost little memory), and each write ends with an fsync, so
-a committed offset never claims bytes that a power cut could still take away.
+uploads cost little memory). When bytes reach the disk is the `sync` policy:
+
+- `finish` (the default): each write leaves its bytes in the operating system's page cache, which
+  survives a crash of the service; `finish` flushes the file before an upload is reported
+  complete. A crash of the whole machine can take away the unflushed tail of an unfinished
+  upload: `held` then reports the file's real length, the service moves the upload back to it,
+  and the client sends that tail again. Nothing is lost or corrupted, only re-sent.
+- `chunk`: every write is flushed before it returns, so a committed offset never moves back; it
+  costs an fsync per PATCH (see the README's benchmarks).
 
 Sidecars (a finished video's thumbnail) live in the directory `<root>/<key>.sidecar/`, beside the
 upload's file; `list_keys` lists files only, so they never pass for uploads, and `terminate` and
@@ -23,7 +30,7 @@ import shutil
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from video_upload.storage.base import (
     SIDECAR_SUFFIX,
@@ -38,13 +45,18 @@ from video_upload.storage.base import (
 
 READ_CHUNK = 256 * 1024
 
+SyncPolicy = Literal["finish", "chunk"]
+
 
 class LocalStore:
     """Keeps uploads as files under one directory."""
 
-    def __init__(self, root: Path, *, buffer_size: int = 64 * 1024) -> None:
+    def __init__(
+        self, root: Path, *, buffer_size: int = 64 * 1024, sync: SyncPolicy = "finish"
+    ) -> None:
         self.root = root
         self.buffer_size = buffer_size
+        self.sync = sync
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path_for(self, key: str) -> Path:
@@ -62,14 +74,18 @@ class LocalStore:
 
     async def write(self, upload: StoredUpload, stream: ByteStream) -> WriteResult:
         path = self.path_for(upload.key)
+        # From offset 0 the file may be made again: a machine crash can take away a new file.
+        flags = os.O_WRONLY | (os.O_CREAT if upload.offset == 0 else 0)
         try:
-            fd = os.open(path, os.O_WRONLY)
+            fd = os.open(path, flags, 0o600)
         except FileNotFoundError as error:
             raise StorageError("upload file is missing", retryable=False) from error
         except OSError as error:
             raise StorageError(f"cannot open upload file: {error.strerror}") from error
         offset = upload.offset
         try:
+            if os.fstat(fd).st_size < upload.offset:  # never fill a gap with zeros
+                raise StorageError("upload file is shorter than its committed offset")
             os.ftruncate(fd, upload.offset)
             os.lseek(fd, upload.offset, os.SEEK_SET)
             pending: list[bytes] = []
@@ -81,20 +97,31 @@ class LocalStore:
                     offset += _write_all(fd, pending)
                     pending, pending_size = [], 0
             offset += _write_all(fd, pending)
-            await asyncio.to_thread(os.fsync, fd)
+            if self.sync == "chunk":
+                await asyncio.to_thread(os.fsync, fd)
         except OSError as error:
             raise StorageError(f"cannot write upload file: {error.strerror}") from error
         finally:
             os.close(fd)
         return WriteResult(offset=offset, state=dict(upload.state))
 
+    async def held(self, upload: StoredUpload) -> int:
+        try:
+            size = os.stat(self.path_for(upload.key)).st_size
+        except FileNotFoundError:
+            size = 0
+        except OSError as error:
+            raise StorageError(f"cannot inspect upload file: {error.strerror}") from error
+        return min(size, upload.offset)
+
     async def discard(self, committed: StoredUpload, abandoned: WriteResult) -> None:
         with contextlib.suppress(OSError):  # the next write truncates anyway
             os.truncate(self.path_for(committed.key), committed.offset)
 
     async def finish(self, upload: StoredUpload) -> StoreState:
+        path = self.path_for(upload.key)
         try:
-            os.truncate(self.path_for(upload.key), upload.offset)
+            await asyncio.to_thread(_truncate_and_flush, path, upload.offset)
         except OSError as error:
             raise StorageError(f"cannot finish upload file: {error.strerror}") from error
         return dict(upload.state)
@@ -181,7 +208,7 @@ class LocalStore:
 
 
 def _write_all(fd: int, chunks: list[bytes]) -> int:
-    """Write the chunks with one system call where possible; returns the bytes written."""
+    """Write the chunks in order; returns the bytes written."""
     total = 0
     for chunk in chunks:
         view = memoryview(chunk)
@@ -190,6 +217,18 @@ def _write_all(fd: int, chunks: list[bytes]) -> int:
             view = view[written:]
             total += written
     return total
+
+
+def _truncate_and_flush(path: Path, size: int) -> None:
+    """Cut the file to `size` (dropping what an abandoned write left) and flush it to disk."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        if os.fstat(fd).st_size < size:
+            raise OSError(0, "upload file is shorter than its committed offset")
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_atomically(folder: Path, name: str, data: bytes) -> None:

@@ -193,6 +193,9 @@ class S3Store(S3Requests):
             state.staged.append(Segment(start, len(buffer)))
         return WriteResult(offset=offset, state=state.to_dict())
 
+    async def held(self, upload: StoredUpload) -> int:
+        return upload.offset  # S3 acknowledges a part or object only once it is durable
+
     async def discard(self, committed: StoredUpload, abandoned: WriteResult) -> None:
         try:
             written = UploadState.from_dict(abandoned.state, self._object_key(committed.key))

@@ -29,6 +29,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from video_upload.db.chunks import ChunkStatements
 from video_upload.db.leases import LeaseRepository
 from video_upload.db.models import Video
 from video_upload.errors import (
@@ -38,7 +39,7 @@ from video_upload.errors import (
     ServiceError,
 )
 from video_upload.uploads.locks import UploadLocks
-from video_upload.uploads.records import Clock, DatabaseSession
+from video_upload.uploads.records import Clock, DatabaseSession, DirectCall
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class WriterLeases:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
+        chunks: ChunkStatements,
         clock: Clock,
         locks: UploadLocks,
         *,
@@ -67,6 +69,7 @@ class WriterLeases:
         poll_seconds: float = 0.2,
     ) -> None:
         self.sessions = sessions
+        self.chunks = chunks
         self.clock = clock
         self.locks = locks
         self.lease_seconds = lease_seconds
@@ -125,14 +128,14 @@ class WriterLeases:
         asked_to_stop_at = float("-inf")
         while True:
             now = self.clock()
-            async with DatabaseSession(self.sessions) as db:
-                repository = LeaseRepository(db)
-                taken = await repository.take(
+            async with DirectCall():
+                taken = await self.chunks.take_lease(
                     upload_id, owner, now, now + timedelta(seconds=self.lease_seconds)
                 )
-                await db.commit()
-                if taken is not None:
-                    return taken
+            if taken is not None:
+                return taken
+            async with DatabaseSession(self.sessions) as db:
+                repository = LeaseRepository(db)
                 state = await repository.state(upload_id)
                 if state is None:
                     raise ServiceError(ERR_UPLOAD_NOT_FOUND)

@@ -63,6 +63,14 @@ def stored(video: Video) -> StoredUpload:
     )
 
 
+def raise_if_unavailable(exc: BaseException | None) -> None:
+    """Turn the database's connection failures (and pool timeouts) into a retryable 503."""
+    unavailable = OperationalError | DBAPIError | PoolTimeoutError
+    if isinstance(exc, unavailable) and not isinstance(exc, ServiceError):
+        log.warning("database unavailable: %s", exc)
+        raise ServiceError(ERR_DATABASE_UNAVAILABLE) from exc
+
+
 class DatabaseSession:
     """An AsyncSession whose connection failures become a retryable 503."""
 
@@ -74,10 +82,17 @@ class DatabaseSession:
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         await self._session.close()
-        unavailable = OperationalError | DBAPIError | PoolTimeoutError
-        if isinstance(exc, unavailable) and not isinstance(exc, ServiceError):
-            log.warning("database unavailable: %s", exc)
-            raise ServiceError(ERR_DATABASE_UNAVAILABLE) from exc
+        raise_if_unavailable(exc)
+
+
+class DirectCall:
+    """A `db.chunks` call whose connection failures become a retryable 503."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        raise_if_unavailable(exc)
 
 
 def new_upload_row(

@@ -1,0 +1,121 @@
+"""The two statements of every PATCH: take the writer lease, commit the new offset.
+
+They run directly on the driver (see `db.direct`): through an ORM session they cost more CPU than
+everything else the service does for a chunk. Both are conditional UPDATEs, so they keep their
+guarantees whichever process or node runs them:
+
+- taking the lease succeeds only when nobody holds it (or its holder's lease ran out), and
+  returns the upload's row, so a writer needs no second read;
+- committing succeeds only when the upload still stands at the offset the write started from,
+  has not been expired by a cleaner, and is still leased to the writer (fencing: a writer whose
+  lease was taken over cannot commit). It can give the lease back in the same statement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, or_, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from video_upload.db.direct import DirectExecutor
+from video_upload.db.models import Video
+
+_videos = cast(Table, Video.__table__)
+_ALL_COLUMNS = list(_videos.columns)
+
+_TAKE = (
+    update(_videos)
+    .where(
+        _videos.c.upload_id == bindparam("target_upload_id"),
+        or_(_videos.c.lock_owner.is_(None), _videos.c.lock_expires_at < bindparam("now")),
+    )
+    .values(
+        lock_owner=bindparam("new_owner"),
+        lock_expires_at=bindparam("until"),
+        lock_stop_requested=False,
+    )
+    .returning(*_ALL_COLUMNS)
+)
+
+_ADVANCE = update(_videos).where(
+    _videos.c.upload_id == bindparam("target_upload_id"),
+    _videos.c.upload_offset == bindparam("expected_offset"),
+    _videos.c.status != "expired",  # a cleaner expired it; its storage may already be gone
+    _videos.c.lock_owner == bindparam("lease_owner"),  # fencing
+)
+_PROGRESS = {
+    "upload_offset": bindparam("new_offset"),
+    "upload_metadata": bindparam("new_state"),
+    "upload_length": bindparam("new_length"),
+    "upload_expires_at": bindparam("new_expires_at"),
+    "status": "uploading",
+    "updated_at": bindparam("now"),
+}
+_ADVANCE_KEEPING_LEASE = _ADVANCE.values(**_PROGRESS).returning(_videos.c.upload_id)
+_ADVANCE_RELEASING_LEASE = _ADVANCE.values(
+    **_PROGRESS, lock_owner=None, lock_expires_at=None, lock_stop_requested=False
+).returning(_videos.c.upload_id)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a write left an upload, committed by `ChunkStatements.advance`."""
+
+    offset: int
+    state: dict[str, Any]
+    length: int | None
+    expires_at: datetime
+    at: datetime
+
+
+class ChunkStatements:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._executor = DirectExecutor(engine)
+        self._take = self._executor.prepare(_TAKE, _ALL_COLUMNS)
+        self._advance_keeping = self._executor.prepare(
+            _ADVANCE_KEEPING_LEASE, [_videos.c.upload_id]
+        )
+        self._advance_releasing = self._executor.prepare(
+            _ADVANCE_RELEASING_LEASE, [_videos.c.upload_id]
+        )
+
+    async def take_lease(
+        self, upload_id: str, owner: str, now: datetime, until: datetime
+    ) -> Video | None:
+        """Take the lease if it is free or expired: the upload's row as it now stands (a
+        detached `Video`, as a closed session leaves them), else None."""
+        rows = await self._executor.run(
+            self._take,
+            {"target_upload_id": upload_id, "now": now, "new_owner": owner, "until": until},
+        )
+        return Video(**rows[0]) if rows else None
+
+    async def advance(
+        self,
+        upload_id: str,
+        *,
+        expected_offset: int,
+        lease_owner: str,
+        progress: Progress,
+        release_lease: bool,
+    ) -> bool:
+        """Record `progress` if the upload still stands at `expected_offset`, has not expired
+        and is leased to `lease_owner`; with `release_lease`, give the lease back too."""
+        statement = self._advance_releasing if release_lease else self._advance_keeping
+        rows = await self._executor.run(
+            statement,
+            {
+                "target_upload_id": upload_id,
+                "expected_offset": expected_offset,
+                "lease_owner": lease_owner,
+                "new_offset": progress.offset,
+                "new_state": progress.state,
+                "new_length": progress.length,
+                "new_expires_at": progress.expires_at,
+                "now": progress.at,
+            },
+        )
+        return len(rows) == 1
