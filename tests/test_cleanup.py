@@ -303,12 +303,10 @@ def test_an_upload_whose_writer_lease_is_held_on_another_node_is_not_removed(
 
     async def take_lease() -> bool:
         now = server.clock()
-        async with sessions() as db:
-            taken = await LeaseRepository(db).take(
-                upload_id, "node-b:1:writer", now, now + timedelta(minutes=5)
-            )
-            await db.commit()
-        return taken
+        taken = await server.services.uploads.chunks.take_lease(
+            upload_id, "node-b:1:writer", now, now + timedelta(minutes=5)
+        )
+        return taken is not None
 
     async def release_lease() -> None:
         async with sessions() as db:

@@ -19,6 +19,8 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import configure_mappers
+from sqlalchemy.orm.attributes import instance_dict
 
 from video_upload.db.direct import DirectExecutor
 from video_upload.db.models import Video
@@ -60,6 +62,14 @@ _ADVANCE_RELEASING_LEASE = _ADVANCE.values(
 ).returning(_videos.c.upload_id)
 
 
+def _loaded_video(row: dict[str, Any]) -> Video:
+    """A `Video` holding `row` as loaded values, like one a closed session leaves behind
+    (the constructor would replay every column as a change, at several times the cost)."""
+    video: Video = Video.__mapper__.class_manager.new_instance()
+    instance_dict(video).update(row)
+    return video
+
+
 @dataclass(frozen=True)
 class Progress:
     """Where a write left an upload, committed by `ChunkStatements.advance`."""
@@ -73,6 +83,7 @@ class Progress:
 
 class ChunkStatements:
     def __init__(self, engine: AsyncEngine) -> None:
+        configure_mappers()  # `_loaded_video` bypasses the constructor, which would do this
         self._executor = DirectExecutor(engine)
         self._take = self._executor.prepare(_TAKE, _ALL_COLUMNS)
         self._advance_keeping = self._executor.prepare(
@@ -91,7 +102,7 @@ class ChunkStatements:
             self._take,
             {"target_upload_id": upload_id, "now": now, "new_owner": owner, "until": until},
         )
-        return Video(**rows[0]) if rows else None
+        return _loaded_video(rows[0]) if rows else None
 
     async def advance(
         self,

@@ -100,14 +100,24 @@ class WriterLeases:
             )
             lease = Lease(upload_id, owner, video)
             stopped = asyncio.Event()
-            heartbeat = asyncio.create_task(self._heartbeat(lease, stopped))
+            heartbeat: list[asyncio.Task[None]] = []
+            taken_at = loop.time()
+            # Most requests end well within a heartbeat: start one only for those that do not.
+            starter = loop.call_later(
+                self.heartbeat_seconds,
+                lambda: heartbeat.append(
+                    loop.create_task(self._heartbeat(lease, stopped, taken_at))
+                ),
+            )
             try:
                 yield lease
             finally:
+                starter.cancel()
                 # Signalled, not cancelled: a cancellation landing mid-statement would make
                 # SQLAlchemy throw the connection away.
                 stopped.set()
-                await heartbeat
+                for task in heartbeat:
+                    await task
                 if not lease.released:
                     await self._release(upload_id, owner)
 
@@ -151,40 +161,46 @@ class WriterLeases:
                 )
             await asyncio.sleep(self.poll_seconds)
 
-    async def _heartbeat(self, lease: Lease, stopped: asyncio.Event) -> None:
+    async def _heartbeat(self, lease: Lease, stopped: asyncio.Event, taken_at: float) -> None:
         """Every `heartbeat_seconds`, look for a stop request (a read); renew the lease (a
         write) once a third of it has passed, so hundreds of slow uploads cost few writes."""
-        loop = asyncio.get_running_loop()
-        renewed_at = loop.time()
-        upload_id, owner = lease.upload_id, lease.owner
-        while True:
+        renewed_at: float | None = taken_at
+        while renewed_at is not None and not stopped.is_set() and not lease.released:
+            renewed_at = await self._check_lease(lease, stopped, renewed_at)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopped.wait(), timeout=self.heartbeat_seconds)
-            if stopped.is_set() or lease.released:
-                return
-            renew = loop.time() - renewed_at >= self.lease_seconds / 3
-            until = self.clock() + timedelta(seconds=self.lease_seconds)
-            try:
-                async with DatabaseSession(self.sessions) as db:
-                    repository = LeaseRepository(db)
-                    if renew:
-                        state = await repository.renew(upload_id, owner, until)
-                        await db.commit()
-                    else:
-                        state = await repository.state(upload_id)
-            except ServiceError:
-                log.warning("could not check the lease on upload %s; retrying", upload_id)
-                continue
-            if lease.released or stopped.is_set():
-                return
-            if renew and state is not None:
-                renewed_at = loop.time()
-            if state is None or state.owner != owner:
-                log.warning("lost the lease on upload %s; stopping its writer", upload_id)
-                self.locks.stop(upload_id, only_if_stalled=False)
-                return
-            if state.stop_requested:
-                self.locks.stop(upload_id, only_if_stalled=True)
+
+    async def _check_lease(
+        self, lease: Lease, stopped: asyncio.Event, renewed_at: float
+    ) -> float | None:
+        """One heartbeat: when the lease was last renewed, or None once its writer is told to
+        stop because the lease was lost."""
+        loop = asyncio.get_running_loop()
+        upload_id, owner = lease.upload_id, lease.owner
+        renew = loop.time() - renewed_at >= self.lease_seconds / 3
+        until = self.clock() + timedelta(seconds=self.lease_seconds)
+        try:
+            async with DatabaseSession(self.sessions) as db:
+                repository = LeaseRepository(db)
+                if renew:
+                    state = await repository.renew(upload_id, owner, until)
+                    await db.commit()
+                else:
+                    state = await repository.state(upload_id)
+        except ServiceError:
+            log.warning("could not check the lease on upload %s; retrying", upload_id)
+            return renewed_at
+        if lease.released or stopped.is_set():
+            return renewed_at
+        if renew and state is not None:
+            renewed_at = loop.time()
+        if state is None or state.owner != owner:
+            log.warning("lost the lease on upload %s; stopping its writer", upload_id)
+            self.locks.stop(upload_id, only_if_stalled=False)
+            return None
+        if state.stop_requested:
+            self.locks.stop(upload_id, only_if_stalled=True)
+        return renewed_at
 
     async def _release(self, upload_id: str, owner: str) -> None:
         try:

@@ -103,6 +103,9 @@ class UploadLocks:
             self._stop_if_stalled(entry, loop.time(), 0.0)
 
     async def _acquire(self, entry: _Entry, preempt: bool, wait_seconds: float) -> None:
+        if entry.users == 1 and not entry.lock.locked():  # the common case: nobody else here
+            await entry.lock.acquire()
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         while True:
