@@ -17,7 +17,7 @@ from video_upload.api import sessions, uploads, videos
 from video_upload.api.errors import install_error_handlers
 from video_upload.auth import Authenticator
 from video_upload.config import Settings
-from video_upload.db.engine import create_engine, create_session_factory
+from video_upload.db.engine import create_chunk_engine, create_engine, create_session_factory
 from video_upload.lifecycle import Drain, DrainMiddleware
 from video_upload.maintenance.periodic import start_periodic_cleanup
 from video_upload.middleware import MethodOverrideMiddleware
@@ -47,9 +47,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.resolved_database_url)
+        chunk_engine = create_chunk_engine(settings.resolved_database_url, engine)
         store = await store_opener(settings)
         sessions_factory = create_session_factory(engine)
-        upload_service = UploadService(settings, sessions_factory, store, clock=clock)
+        upload_service = UploadService(
+            settings, sessions_factory, store, clock=clock, chunk_engine=chunk_engine
+        )
         app.state.services = Services(
             settings=settings,
             engine=engine,
@@ -70,6 +73,8 @@ def create_app(
             if cleanup is not None:
                 await cleanup.stop()
             await store.close()
+            if chunk_engine is not engine:
+                await chunk_engine.dispose()
             await engine.dispose()
 
     app = FastAPI(

@@ -52,6 +52,28 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def create_chunk_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
+    """The engine for the per-chunk statements (`db.chunks`), given the main one.
+
+    On SQLite it is the main engine: one connection per process, whose commits are already
+    not flushed one by one (`synchronous=NORMAL` in WAL mode). On PostgreSQL it is a pool of its
+    own whose commits do not wait for the WAL flush (`synchronous_commit=off`): a crash of the
+    database server can take back the last fraction of a second of lease and offset updates, never
+    a completed upload (completion runs on the main engine), and a client then re-sends what the
+    upload's offset no longer counts, as after a crash of the local store's machine. It skips the
+    pre-ping: a connection that died with a restart of the server fails its one statement with a
+    retryable 503, and the pool then replaces all of its connections.
+    """
+    if is_sqlite(url):
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=5,
+        max_overflow=15,
+        connect_args={"server_settings": {"synchronous_commit": "off"}},
+    )
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from video_upload.config import Settings
 from video_upload.db.chunks import ChunkStatements, Progress
@@ -56,6 +56,7 @@ from video_upload.uploads.records import (
     stored,
     utcnow,
 )
+from video_upload.uploads.recovery import CrashRecovery
 from video_upload.uploads.streams import GuardedBody
 
 log = logging.getLogger(__name__)
@@ -76,18 +77,20 @@ class UploadService:
         *,
         locks: UploadLocks | None = None,
         clock: Clock = utcnow,
+        chunk_engine: AsyncEngine | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.store = store
         self.locks = locks or UploadLocks()
         self.clock = clock
-        # the engine behind the sessions runs the per-chunk statements directly (db.chunks)
-        self.chunks = ChunkStatements(sessions.kw["bind"])
+        # the per-chunk statements run directly (db.chunks), by default on the sessions' engine
+        self.chunks = ChunkStatements(chunk_engine or sessions.kw["bind"])
         self.leases = WriterLeases(
             sessions, self.chunks, clock, self.locks, lease_seconds=settings.upload_lease_seconds
         )
         self.concat = Concatenator(self)
+        self.recovery = CrashRecovery(self)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -199,12 +202,12 @@ class UploadService:
 
     async def current(self, user_id: str, upload_id: str) -> Video:
         """The upload as a client about to resume it must see it: moved back first if its
-        store lost committed bytes in a machine crash (see `_rewind_to_held`)."""
+        store lost committed bytes in a machine crash (see `uploads.recovery`)."""
         video = await self.get(user_id, upload_id)
-        if not await self._lost_bytes(video):
+        if not await self.recovery.lost_bytes(video):
             return video
         async with self.leases.exclusive(upload_id, wait_seconds=HEAD_WAIT_SECONDS) as lease:
-            return await self._rewind_to_held(self.check_owned(lease.video, user_id))
+            return await self.recovery.rewind_to_held(self.check_owned(lease.video, user_id))
 
     # -- writing -------------------------------------------------------------------------
 
@@ -216,13 +219,13 @@ class UploadService:
         """
         async with self.database() as db:
             video = await self.owned_upload(db, user_id, upload_id)
-        if not self.leases.is_busy(video) and not await self._lost_bytes(video):
+        if not self.leases.is_busy(video) and not await self.recovery.lost_bytes(video):
             return video
         try:
             async with self.leases.exclusive(
                 upload_id, preempt=True, wait_seconds=HEAD_WAIT_SECONDS
             ) as lease:
-                return await self._rewind_to_held(self.check_owned(lease.video, user_id))
+                return await self.recovery.rewind_to_held(self.check_owned(lease.video, user_id))
         except ServiceError as error:
             if error.kind.status != 423:
                 raise
@@ -235,7 +238,7 @@ class UploadService:
             async with self.database() as db:
                 await self.owned_upload(db, user_id, upload_id)
         async with self.leases.exclusive(upload_id, preempt=True, user_id=user_id) as lease:
-            video = await self._rewind_to_held(self.check_owned(lease.video, user_id))
+            video = await self.recovery.rewind_to_held(self.check_owned(lease.video, user_id))
             if video.concat == "final":
                 raise ServiceError(ERR_FINAL_UPLOAD_PATCH)
             length = self._settle_length(video, chunk.declared_length)
@@ -266,39 +269,6 @@ class UploadService:
         if video.concat == "partial" and video.upload_completed:
             await self.concat.finals_waiting_for(video)
         return WriteOutcome(video, disconnected=body.disconnected)
-
-    async def _lost_bytes(self, video: Video) -> bool:
-        """Whether the store lost committed bytes of this unfinished upload (a machine crash
-        before they were flushed; see `UploadStore.held`)."""
-        if video.upload_completed or video.upload_offset == 0:
-            return False
-        held = await self.storage_call(self.store.held(stored(video)))
-        return held < video.upload_offset
-
-    async def _rewind_to_held(self, video: Video) -> Video:
-        """Under the upload's lease: move it back to the bytes its store still holds, so the
-        client's next HEAD tells it to send the lost ones again."""
-        if video.upload_completed or video.upload_offset == 0:
-            return video
-        held = await self.storage_call(self.store.held(stored(video)))
-        if held >= video.upload_offset:
-            return video
-        log.warning(
-            "upload %s: the store holds %d of its %d committed bytes (lost in a machine crash "
-            "before they were flushed); moving it back so the client sends them again",
-            video.upload_id,
-            held,
-            video.upload_offset,
-        )
-        now = self.clock()
-        async with self.database() as db:
-            moved = await VideoRepository(db).rewind(
-                video.upload_id, from_offset=video.upload_offset, to_offset=held, now=now
-            )
-            await db.commit()
-        if moved:
-            video.upload_offset, video.updated_at = held, now
-        return video
 
     def _settle_length(self, video: Video, declared: int | None) -> int | None:
         if declared is None:
@@ -383,7 +353,7 @@ class UploadService:
         if video.upload_offset != video.upload_length:
             return video
         async with self.leases.exclusive(video.upload_id):
-            video = await self._rewind_to_held(video)
+            video = await self.recovery.rewind_to_held(video)
             if video.upload_offset != video.upload_length:
                 return video
             return await self._finish(video)
