@@ -7,6 +7,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jwt
@@ -122,3 +123,34 @@ def test_nodes_starting_at_once_all_migrate_a_fresh_postgresql_database(
         assert [run.returncode for run in runs] == [0, 0, 0], outputs
     finally:
         postgres.drop_database(fresh)
+
+
+def test_token_accepted_before_is_refused_once_it_expires(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path, jwt_secret="s" * 32)  # type: ignore[call-arg]
+    now = [time.time()]
+    authenticator = Authenticator(settings, clock=lambda: now[0])
+    token = authenticator.mint("erin", ttl_seconds=60)
+    assert authenticator.user_from_header(f"Bearer {token}") == "erin"
+    assert authenticator.user_from_header(f"Bearer {token}") == "erin"  # the remembered verdict
+    now[0] += 61
+    with pytest.raises(ServiceError) as refused:
+        authenticator.user_from_header(f"Bearer {token}")
+    assert refused.value.kind.status == 401
+    assert "expired" in refused.value.kind.message
+
+
+def test_altered_copy_of_an_accepted_token_is_refused(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path, jwt_secret="s" * 32)  # type: ignore[call-arg]
+    authenticator = Authenticator(settings)
+    token = authenticator.mint("frank")
+    assert authenticator.user_from_header(f"Bearer {token}") == "frank"
+    header, payload, signature = token.split(".")
+    forged_payload = jwt.utils.base64url_encode(b'{"sub":"mallory","exp":4102444800}').decode()
+    other_first = "B" if signature[0] == "A" else "A"  # (the last character may be padding bits)
+    for forged in (
+        f"{header}.{forged_payload}.{signature}",
+        f"{header}.{payload}.{other_first}{signature[1:]}",
+    ):
+        with pytest.raises(ServiceError) as refused:
+            authenticator.user_from_header(f"Bearer {forged}")
+        assert refused.value.kind.status == 401
