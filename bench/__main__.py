@@ -64,6 +64,7 @@ async def _throughput(args: argparse.Namespace) -> dict[str, Any]:
         chosen = [
             stack.enter_context(targets.sink("sink")),
             stack.enter_context(targets.sink("sink_fsync", fsync=True)),
+            stack.enter_context(targets.sink("sink_durable", durable=True)),
             stack.enter_context(targets.service("service")),
         ]
         reason = pg.unavailable()

@@ -14,12 +14,14 @@ from matplotlib.axes import Axes
 COLOURS = {
     "sink": "#9e9e9e",
     "sink_fsync": "#616161",
+    "sink_durable": "#bdbdbd",
     "service": "#1f77b4",
     "service_postgres": "#9467bd",
 }
 NAMES = {
     "sink": "raw sink",
     "sink_fsync": "raw sink + fsync",
+    "sink_durable": "raw sink, flushed at the end",
     "service": "service (SQLite, local)",
     "service_postgres": "service (PostgreSQL, local)",
 }

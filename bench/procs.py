@@ -111,12 +111,14 @@ def start_service(
     return proc
 
 
-def start_sink(workdir: Path, *, fsync: bool = False) -> Subprocess:
+def start_sink(workdir: Path, *, fsync: bool = False, durable: bool = False) -> Subprocess:
     """The raw ASGI sink (`bench.sink`) under uvicorn, configured like `video-upload serve`."""
     port = free_port()
     argv = [sys.executable, "-m", "bench.sink", "--port", str(port), "--dir", str(workdir / "sink")]
     if fsync:
         argv.append("--fsync")
+    if durable:
+        argv.append("--durable")
     proc = spawn("sink", argv, cwd=workdir, env={})
     proc.base_url = f"http://127.0.0.1:{port}"
     wait_ready(proc, f"{proc.base_url}/healthz")

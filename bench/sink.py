@@ -2,11 +2,14 @@
 
 It speaks just enough of the service's URLs for the benchmark client (session creation, tus
 creation, HEAD, PATCH, DELETE) and does nothing else: a PATCH appends each body message to a file
-with `os.write`, as it arrives; no auth, no database and (unless `--fsync`, which fsyncs once per
-PATCH in a thread like the service's local store does) no fsync. It runs under uvicorn exactly like
-`video-upload serve` does (`uvicorn.run(..., log_level="info")`, same loop and HTTP parser).
+with `os.write`, as it arrives; no auth, no database and no fsync, unless asked for one of the
+local store's durability policies: `--fsync` fsyncs once per PATCH in a thread (what
+`LOCAL_STORAGE_FSYNC=chunk` does), `--durable` starts writeback after each PATCH and fsyncs when
+an upload reaches its `Upload-Length` (what the default, `finish`, does). It runs under uvicorn
+exactly like `video-upload serve` does (`uvicorn.run(..., log_level="info")`, same loop and HTTP
+parser).
 
-    python -m bench.sink --port 8123 --dir /tmp/sink [--fsync]
+    python -m bench.sink --port 8123 --dir /tmp/sink [--fsync | --durable]
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ Headers = list[tuple[bytes, bytes]]
 
 
 class Sink:
-    def __init__(self, directory: Path, *, fsync: bool = False) -> None:
+    def __init__(self, directory: Path, *, fsync: bool = False, durable: bool = False) -> None:
         self.directory = directory
         self.fsync = fsync
+        self.durable = durable
         self.directory.mkdir(parents=True, exist_ok=True)
         self.offsets: dict[str, int] = {}
+        self.lengths: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -50,6 +55,9 @@ class Sink:
         elif method == "POST":
             new_id = secrets.token_hex(16)
             self.offsets[new_id] = 0
+            length = dict(scope["headers"]).get(b"upload-length", b"")
+            if length.isdigit():
+                self.lengths[new_id] = int(length)
             (self.directory / new_id).touch()
             await _respond(send, 201, [(b"location", f"{path}/{new_id}".encode())])
         elif method == "DELETE":
@@ -75,8 +83,13 @@ class Sink:
                     received += len(body)
                 if not message.get("more_body", False):
                     break
+            start = self.offsets.get(upload_id, 0)
             if self.fsync:
                 await asyncio.to_thread(os.fsync, fd)
+            elif self.durable and received:
+                os.posix_fadvise(fd, start, received, os.POSIX_FADV_DONTNEED)
+                if start + received == self.lengths.get(upload_id):
+                    await asyncio.to_thread(os.fsync, fd)
         finally:
             os.close(fd)
         self.offsets[upload_id] = self.offsets.get(upload_id, 0) + received
@@ -109,9 +122,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--fsync", action="store_true", help="fsync after every PATCH")
+    parser.add_argument(
+        "--durable", action="store_true", help="start writeback per PATCH, fsync at the end"
+    )
     args = parser.parse_args()
     uvicorn.run(
-        Sink(args.dir, fsync=args.fsync),
+        Sink(args.dir, fsync=args.fsync, durable=args.durable),
         host="127.0.0.1",
         port=args.port,
         timeout_graceful_shutdown=10,

@@ -94,10 +94,11 @@ def service(
 
 
 @contextmanager
-def sink(name: str = "sink", *, fsync: bool = False) -> Iterator[Target]:
-    """The raw ASGI sink under uvicorn (`fsync=True`: fsync after every PATCH)."""
+def sink(name: str = "sink", *, fsync: bool = False, durable: bool = False) -> Iterator[Target]:
+    """The raw ASGI sink under uvicorn (`fsync`: fsync after every PATCH; `durable`: flushed like
+    the local store's default, writeback started per PATCH and an fsync at the upload's end)."""
     with _workdir(name) as workdir:
-        proc = start_sink(workdir, fsync=fsync)
+        proc = start_sink(workdir, fsync=fsync, durable=durable)
         try:
             yield Target(name, proc, workdir, secrets.token_urlsafe(32))
         finally:
