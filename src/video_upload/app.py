@@ -25,6 +25,7 @@ from video_upload.storage.base import StorageError, UploadStore
 from video_upload.storage.factory import open_store
 from video_upload.tus import constants as tus
 from video_upload.tus import routes as tus_routes
+from video_upload.tus.fast_path import TusFastPath
 from video_upload.uploads.service import Clock, UploadService, utcnow
 from video_upload.web import Services, services_of
 from video_upload.webui.routes import router as webui_router
@@ -111,6 +112,7 @@ def create_app(
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    app.add_middleware(TusFastPath)  # the innermost: tus HEAD and PATCH skip FastAPI's router
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
