@@ -10,9 +10,10 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import User
-from tests.support.live import LiveServer
+from tests.conftest import User, make_settings, new_user
+from tests.support.live import LiveServer, start_server
 from tests.support.tus import TUS, create_upload, patch_headers
+from video_upload.db.engine import migrate
 
 TUS_PATH = "/api/v1/videos/tus"
 
@@ -120,3 +121,34 @@ async def check_cors(browser: httpx.AsyncClient) -> None:
     exposed = simple.headers["Access-Control-Expose-Headers"].lower()
     for header in ("upload-offset", "upload-expires", "tus-checksum-algorithm", "location"):
         assert header in exposed
+
+
+def test_patch_and_head_answers_carry_cors_headers_for_an_allowed_origin(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # CORS does not depend on the back ends: one server, SQLite and the local store.
+    settings = make_settings(
+        request,
+        tmp_path_factory.mktemp("cors"),
+        "sqlite-local",
+        cors_allow_origins="https://app.example",
+    )
+    migrate(settings.resolved_database_url)
+    browser_server = start_server("cors", settings)
+    try:
+        user = new_user(browser_server)
+        origin = {"Origin": "https://app.example"}
+        with httpx.Client(base_url=browser_server.base_url, timeout=30) as browser:
+            session = browser.post("/api/v1/sessions", json={}, headers=user.bearer).json()["id"]
+            url = create_upload(browser, {**user.headers, **origin}, str(session), 10)
+            patched = browser.patch(
+                url, headers={**patch_headers(user.headers, 0), **origin}, content=b"0123456789"
+            )
+            head = browser.head(url, headers={**user.headers, **origin})
+    finally:
+        browser_server.stop()
+    for answer in (patched, head):
+        assert answer.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        assert "upload-offset" in answer.headers["Access-Control-Expose-Headers"].lower()
+    assert patched.status_code == 204
+    assert head.headers["Upload-Offset"] == "10"
