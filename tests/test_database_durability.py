@@ -10,10 +10,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import asyncpg
+import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from video_upload.db.engine import create_chunk_engine, create_engine
+from tests.conftest import make_settings, new_user
+from tests.support import postgres
+from tests.support.live import start_server
+from tests.support.tus import create_upload, patch_headers
+from video_upload.db.engine import create_chunk_engine, create_engine, migrate
 
 
 async def synchronous_commit(engine: AsyncEngine) -> str:
@@ -44,3 +51,59 @@ def test_sqlite_chunk_statements_share_the_one_connection_per_process(tmp_path: 
         assert main.pool.size() == 1  # type: ignore[attr-defined]
     finally:
         asyncio.run(main.dispose())
+
+
+def test_postgres_restart_costs_one_retryable_503_then_uploads_go_on(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_url: str,  # (only for the skip or failure when PostgreSQL is unreachable)
+) -> None:
+    url = postgres.create_database()
+    try:
+        settings = make_settings(
+            request, tmp_path_factory.mktemp("pg-restart"), "sqlite-local", database_url=url
+        )
+        migrate(url)
+        server = start_server("pg-restart", settings)
+        try:
+            user = new_user(server)
+            with httpx.Client(base_url=server.base_url, timeout=30) as client:
+                session = client.post("/api/v1/sessions", json={}, headers=user.bearer).json()
+                upload = create_upload(client, user.headers, str(session["id"]), 30)
+                first = client.patch(
+                    upload, headers=patch_headers(user.headers, 0), content=b"a" * 10
+                )
+                assert first.status_code == 204
+                asyncio.run(terminate_connections(url))  # what a restart of the server does
+
+                statuses = []
+                offset = 10
+                for piece in (b"b" * 10, b"c" * 10):
+                    answer = client.patch(
+                        upload, headers=patch_headers(user.headers, offset), content=piece
+                    )
+                    if answer.status_code == 503:  # as a tus client does: retry
+                        statuses.append(503)
+                        answer = client.patch(
+                            upload, headers=patch_headers(user.headers, offset), content=piece
+                        )
+                    statuses.append(answer.status_code)
+                    offset += 10
+                head = client.head(upload, headers=user.headers)
+        finally:
+            server.stop()
+    finally:
+        postgres.drop_database(url)
+    assert statuses == [503, 204, 204]  # the stale per-chunk connection fails once, as a 503
+    assert head.headers["Upload-Offset"] == "30"
+
+
+async def terminate_connections(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(postgres.ADMIN_DSN)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+    finally:
+        await admin.close()
