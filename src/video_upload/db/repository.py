@@ -1,8 +1,9 @@
-"""Metadata access: every SQL statement the service runs lives here.
+"""Metadata access through the ORM: every SQL statement the service runs lives here, but for
+the two per-chunk ones (`db.chunks`) and the lease upkeep (`db.leases`).
 
-Writes that move an upload forward are conditional on the offset the writer started from
-(`UPDATE ... WHERE upload_offset = :expected`), so two writers on different processes or nodes can
-never both commit at the same offset: the loser sees `False` and discards its bytes.
+Writes that move an upload are conditional on the offset they expect (`UPDATE ... WHERE
+upload_offset = :expected`), so two writers on different processes or nodes can never both
+commit at the same offset: the loser sees `False` and discards its bytes.
 """
 
 from __future__ import annotations

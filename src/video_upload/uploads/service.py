@@ -1,12 +1,14 @@
 """The upload lifecycle: create, write, inspect, finish and terminate uploads.
 
-This is where the rules live (ownership, offsets, lengths, limits, checksums, expiry), and
-the only place that joins the metadata database and the byte store. It knows nothing of HTTP:
-the tus and REST layers translate requests into these calls and `ServiceError`s into answers.
+This is where the rules live (ownership, offsets, lengths, limits, checksums, expiry), and,
+with its helpers `concat` and `recovery`, the only place that joins the metadata database and
+the byte store. It knows nothing of HTTP: the tus and REST layers translate requests into these
+calls and `ServiceError`s into answers.
 
 Durability rule: bytes go to the store first and the offset is committed after, with a
 conditional update on the offset the write started from. The database therefore never claims
-bytes the store does not hold, and of two racing writers only one can commit.
+bytes the store does not hold (short of a machine crash before they were flushed, which
+`uploads.recovery` repairs), and of two racing writers only one can commit.
 """
 
 from __future__ import annotations
