@@ -154,3 +154,24 @@ def test_altered_copy_of_an_accepted_token_is_refused(tmp_path: Path) -> None:
         with pytest.raises(ServiceError) as refused:
             authenticator.user_from_header(f"Bearer {forged}")
         assert refused.value.kind.status == 401
+
+
+def test_local_storage_fsync_setting_reaches_the_store_and_rejects_unknown_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from video_upload.storage.factory import open_store
+    from video_upload.storage.local import LocalStore
+
+    monkeypatch.setenv("LOCAL_STORAGE_PATH", str(tmp_path / "uploads"))
+    assert Settings(_env_file=None).local_storage_fsync == "finish"  # type: ignore[call-arg]
+    monkeypatch.setenv("LOCAL_STORAGE_FSYNC", "chunk")
+    store = asyncio.run(open_store(Settings(_env_file=None)))  # type: ignore[call-arg]
+    assert isinstance(store, LocalStore)
+    assert store.sync == "chunk"
+    monkeypatch.setenv("LOCAL_STORAGE_FSYNC", "always")
+    with pytest.raises(ValidationError, match="local_storage_fsync"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
