@@ -107,3 +107,49 @@ async def terminate_connections(url: str) -> None:
         )
     finally:
         await admin.close()
+
+
+def test_patch_while_postgres_refuses_connections_is_a_retryable_503_then_succeeds(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_url: str,  # (only for the skip or failure when PostgreSQL is unreachable)
+) -> None:
+    url = postgres.create_database()
+    name = url.rsplit("/", 1)[1]
+    try:
+        settings = make_settings(
+            request, tmp_path_factory.mktemp("pg-down"), "sqlite-local", database_url=url
+        )
+        migrate(url)
+        server = start_server("pg-down", settings)
+        try:
+            user = new_user(server)
+            with httpx.Client(base_url=server.base_url, timeout=30) as client:
+                session = client.post("/api/v1/sessions", json={}, headers=user.bearer).json()
+                upload = create_upload(client, user.headers, str(session["id"]), 20)
+                asyncio.run(admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+                asyncio.run(terminate_connections(url))
+                refused = client.patch(
+                    upload, headers=patch_headers(user.headers, 0), content=b"a" * 10
+                )
+                asyncio.run(admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+                accepted = client.patch(
+                    upload, headers=patch_headers(user.headers, 0), content=b"a" * 10
+                )
+        finally:
+            server.stop()
+    finally:
+        asyncio.run(admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        postgres.drop_database(url)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers.get("Retry-After")
+    assert accepted.status_code == 204, accepted.text
+    assert accepted.headers["Upload-Offset"] == "10"
+
+
+async def admin(statement: str) -> None:
+    connection = await asyncpg.connect(postgres.ADMIN_DSN)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()

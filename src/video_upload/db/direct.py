@@ -19,14 +19,16 @@ RETURNING clause, so its rows also say how many rows it changed.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Column
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.util import greenlet_spawn
 
 from video_upload.db import sqlite_driver
 
@@ -103,8 +105,13 @@ class DirectExecutor:
     ) -> list[dict[str, Any]]:
         """Run `statement` as a transaction of its own; the returned rows, converted."""
         parameters = statement.parameters(values)
-        async with self.engine.connect() as connection:
-            pooled = await connection.get_raw_connection()
+        try:
+            pooled = await self.engine.raw_connection()
+        except SQLAlchemyError:
+            raise  # e.g. the pool's timeout
+        except Exception as error:  # the driver could not connect
+            raise DBAPIError(statement.sql, None, error) from error
+        try:
             driver = pooled.driver_connection
             try:
                 if not statement.resolved:
@@ -117,6 +124,10 @@ class DirectExecutor:
                     rows = await driver.fetch(statement.sql, *parameters)  # type: ignore[union-attr]
             except Exception as error:
                 raise _as_dbapi_error(error, statement.sql, pooled, self.dialect) from error
+        finally:
+            # back to the pool (its reset may await the driver, hence the greenlet), even when
+            # the request is cancelled meanwhile
+            await asyncio.shield(greenlet_spawn(pooled.close))
         return [statement.row(raw) for raw in rows]
 
 
