@@ -8,6 +8,9 @@ pool with PostgreSQL's default. On SQLite both are the one connection per proces
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -53,98 +56,54 @@ def test_sqlite_chunk_statements_share_the_one_connection_per_process(tmp_path: 
         asyncio.run(main.dispose())
 
 
-def test_postgres_restart_costs_one_retryable_503_then_uploads_go_on(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres_url: str,  # (only for the skip or failure when PostgreSQL is unreachable)
-) -> None:
-    url = postgres.create_database()
-    try:
-        settings = make_settings(
-            request, tmp_path_factory.mktemp("pg-restart"), "sqlite-local", database_url=url
+@dataclass
+class OwnDatabase:
+    """A server on a PostgreSQL database of its own, a user, and one upload of `length` bytes."""
+
+    name: str
+    url: str
+    client: httpx.Client
+    headers: dict[str, str]
+    upload: str
+
+    def patch(self, offset: int, body: bytes) -> httpx.Response:
+        return self.client.patch(
+            self.upload, headers=patch_headers(self.headers, offset), content=body
         )
-        migrate(url)
-        server = start_server("pg-restart", settings)
-        try:
-            user = new_user(server)
-            with httpx.Client(base_url=server.base_url, timeout=30) as client:
-                session = client.post("/api/v1/sessions", json={}, headers=user.bearer).json()
-                upload = create_upload(client, user.headers, str(session["id"]), 30)
-                first = client.patch(
-                    upload, headers=patch_headers(user.headers, 0), content=b"a" * 10
-                )
-                assert first.status_code == 204
-                asyncio.run(terminate_connections(url))  # what a restart of the server does
 
-                statuses = []
-                offset = 10
-                for piece in (b"b" * 10, b"c" * 10):
-                    answer = client.patch(
-                        upload, headers=patch_headers(user.headers, offset), content=piece
-                    )
-                    if answer.status_code == 503:  # as a tus client does: retry
-                        statuses.append(503)
-                        answer = client.patch(
-                            upload, headers=patch_headers(user.headers, offset), content=piece
-                        )
-                    statuses.append(answer.status_code)
-                    offset += 10
-                head = client.head(upload, headers=user.headers)
-        finally:
-            server.stop()
-    finally:
-        postgres.drop_database(url)
-    assert statuses == [503, 204, 204]  # the stale per-chunk connection fails once, as a 503
-    assert head.headers["Upload-Offset"] == "30"
+    def admin(self, statement: str) -> None:
+        asyncio.run(admin(statement))
 
-
-async def terminate_connections(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(postgres.ADMIN_DSN)
-    try:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+    def terminate_connections(self) -> None:
+        """What a restart of the database server does to the service's pooled connections."""
+        self.admin(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{self.name}'"
         )
-    finally:
-        await admin.close()
 
 
-def test_patch_while_postgres_refuses_connections_is_a_retryable_503_then_succeeds(
-    request: pytest.FixtureRequest,
-    tmp_path_factory: pytest.TempPathFactory,
-    postgres_url: str,  # (only for the skip or failure when PostgreSQL is unreachable)
-) -> None:
+@contextmanager
+def own_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, length: int
+) -> Iterator[OwnDatabase]:
     url = postgres.create_database()
     name = url.rsplit("/", 1)[1]
     try:
         settings = make_settings(
-            request, tmp_path_factory.mktemp("pg-down"), "sqlite-local", database_url=url
+            request, tmp_path_factory.mktemp(name), "sqlite-local", database_url=url
         )
         migrate(url)
-        server = start_server("pg-down", settings)
+        server = start_server(name, settings)
         try:
             user = new_user(server)
             with httpx.Client(base_url=server.base_url, timeout=30) as client:
                 session = client.post("/api/v1/sessions", json={}, headers=user.bearer).json()
-                upload = create_upload(client, user.headers, str(session["id"]), 20)
-                asyncio.run(admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-                asyncio.run(terminate_connections(url))
-                refused = client.patch(
-                    upload, headers=patch_headers(user.headers, 0), content=b"a" * 10
-                )
-                asyncio.run(admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-                accepted = client.patch(
-                    upload, headers=patch_headers(user.headers, 0), content=b"a" * 10
-                )
+                upload = create_upload(client, user.headers, str(session["id"]), length)
+                yield OwnDatabase(name, url, client, user.headers, upload)
         finally:
             server.stop()
     finally:
         asyncio.run(admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         postgres.drop_database(url)
-    assert refused.status_code == 503, refused.text
-    assert refused.headers.get("Retry-After")
-    assert accepted.status_code == 204, accepted.text
-    assert accepted.headers["Upload-Offset"] == "10"
 
 
 async def admin(statement: str) -> None:
@@ -153,3 +112,40 @@ async def admin(statement: str) -> None:
         await connection.execute(statement)
     finally:
         await connection.close()
+
+
+def test_postgres_restart_costs_one_retryable_503_then_uploads_go_on(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_url: str,  # (only for the skip or failure when PostgreSQL is unreachable)
+) -> None:
+    with own_database(request, tmp_path_factory, length=30) as db:
+        assert db.patch(0, b"a" * 10).status_code == 204
+        db.terminate_connections()
+        statuses = []
+        for offset, piece in ((10, b"b" * 10), (20, b"c" * 10)):
+            answer = db.patch(offset, piece)
+            if answer.status_code == 503:  # as a tus client does: retry
+                statuses.append(503)
+                answer = db.patch(offset, piece)
+            statuses.append(answer.status_code)
+        head = db.client.head(db.upload, headers=db.headers)
+    assert statuses == [503, 204, 204]  # the stale per-chunk connection fails once, as a 503
+    assert head.headers["Upload-Offset"] == "30"
+
+
+def test_patch_while_postgres_refuses_connections_is_a_retryable_503_then_succeeds(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_url: str,  # (only for the skip or failure when PostgreSQL is unreachable)
+) -> None:
+    with own_database(request, tmp_path_factory, length=20) as db:
+        db.admin(f'ALTER DATABASE "{db.name}" ALLOW_CONNECTIONS false')
+        db.terminate_connections()
+        refused = db.patch(0, b"a" * 10)
+        db.admin(f'ALTER DATABASE "{db.name}" ALLOW_CONNECTIONS true')
+        accepted = db.patch(0, b"a" * 10)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers.get("Retry-After")
+    assert accepted.status_code == 204, accepted.text
+    assert accepted.headers["Upload-Offset"] == "10"
