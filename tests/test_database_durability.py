@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
@@ -72,7 +71,7 @@ class OwnDatabase:
         )
 
     def admin(self, statement: str) -> None:
-        asyncio.run(admin(statement))
+        asyncio.run(postgres.run_as_admin(statement))
 
     def terminate_connections(self) -> None:
         """What a restart of the database server does to the service's pooled connections."""
@@ -102,16 +101,8 @@ def own_database(
         finally:
             server.stop()
     finally:
-        asyncio.run(admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        asyncio.run(postgres.run_as_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         postgres.drop_database(url)
-
-
-async def admin(statement: str) -> None:
-    connection = await asyncpg.connect(postgres.ADMIN_DSN)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 def test_postgres_restart_costs_one_retryable_503_then_uploads_go_on(

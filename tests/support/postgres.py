@@ -13,7 +13,8 @@ ADMIN_DSN = os.environ.get(
 )
 
 
-async def _execute(statement: str) -> None:
+async def run_as_admin(statement: str) -> None:
+    """Run one statement as the admin user (creating, dropping, fencing off databases)."""
     connection = await asyncpg.connect(ADMIN_DSN, timeout=5)
     try:
         await connection.execute(statement)
@@ -24,11 +25,11 @@ async def _execute(statement: str) -> None:
 def create_database() -> str:
     """Create a fresh database; returns its SQLAlchemy URL. Raises OSError when unreachable."""
     name = f"video_upload_test_{secrets.token_hex(6)}"
-    asyncio.run(_execute(f'CREATE DATABASE "{name}"'))
+    asyncio.run(run_as_admin(f'CREATE DATABASE "{name}"'))
     base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
     return f"{base}/{name}"
 
 
 def drop_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
-    asyncio.run(_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(run_as_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
