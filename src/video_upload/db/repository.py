@@ -26,7 +26,7 @@ def expirable() -> ColumnElement[bool]:
     return or_(Video.upload_completed.is_(False), Video.concat == "partial")
 
 
-# Built once: HEAD and every write read an upload by its id.
+# Built once: HEAD, REST status and most other requests read an upload by its id.
 _BY_UPLOAD_ID = select(Video).where(Video.upload_id == bindparam("target_upload_id"))
 
 

@@ -89,8 +89,7 @@ def _run_alone(connection: sqlite3.Connection, sql: str, parameters: Sequence[An
         raise sqlite3.ProgrammingError("run_alone inside an open transaction")
     cursor = connection.cursor()
     try:
-        cursor.execute(sql, parameters)
-        rows = cursor.fetchall()
+        rows = _execute_and_fetch(cursor, sql, parameters)
         connection.commit()
     except BaseException:
         connection.rollback()

@@ -86,8 +86,7 @@ class LocalStore:
             raise StorageError(f"cannot open upload file: {error.strerror}") from error
         offset = upload.offset
         try:
-            if os.fstat(fd).st_size < upload.offset:  # never fill a gap with zeros
-                raise StorageError("upload file is shorter than its committed offset")
+            _refuse_gap(fd, upload.offset)
             os.ftruncate(fd, upload.offset)
             os.lseek(fd, upload.offset, os.SEEK_SET)
             pending: list[bytes] = []
@@ -234,12 +233,18 @@ def _start_writeback(fd: int, start: int, length: int) -> None:
         os.posix_fadvise(fd, start, length, os.POSIX_FADV_DONTNEED)
 
 
+def _refuse_gap(fd: int, committed: int) -> None:
+    """Fail when the file is shorter than its committed offset (a machine crash took its
+    unflushed tail): writing or cutting at that offset would fill the gap with zeros."""
+    if os.fstat(fd).st_size < committed:
+        raise OSError(0, "upload file is shorter than its committed offset")
+
+
 def _truncate_and_flush(path: Path, size: int) -> None:
     """Cut the file to `size` (dropping what an abandoned write left) and flush it to disk."""
     fd = os.open(path, os.O_WRONLY)
     try:
-        if os.fstat(fd).st_size < size:
-            raise OSError(0, "upload file is shorter than its committed offset")
+        _refuse_gap(fd, size)
         os.ftruncate(fd, size)
         os.fsync(fd)
     finally:
