@@ -24,6 +24,8 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
+from video_upload.storage.writeback import start_writeback
+
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -87,7 +89,7 @@ class Sink:
             if self.fsync:
                 await asyncio.to_thread(os.fsync, fd)
             elif self.durable and received:
-                os.posix_fadvise(fd, start, received, os.POSIX_FADV_DONTNEED)
+                start_writeback(fd, start, received)
                 if start + received == self.lengths.get(upload_id):
                     await asyncio.to_thread(os.fsync, fd)
         finally:

@@ -10,11 +10,11 @@ uploads cost little memory). When bytes reach the disk is the `sync` policy:
 
 - `finish` (the default): each write leaves its bytes in the operating system's page cache, which
   survives a crash of the service, and asks the kernel to start writing them to disk without
-  waiting; `finish` flushes the file before an upload is reported complete (quickly, since most
-  of it is on disk by then). A crash of the whole machine can take away the unflushed tail of
-  an unfinished upload: `held` then reports the file's real length, the service moves the
-  upload back to it, and the client sends that tail again. Nothing is lost or corrupted, only
-  re-sent.
+  waiting (`storage.writeback`); `finish` flushes the file before an upload is reported
+  complete (quickly, since most of it is on disk by then). A crash of the whole machine can
+  take away the unflushed tail of an unfinished upload: `held` then reports the file's real
+  length, the service moves the upload back to it, and the client sends that tail again.
+  Nothing is lost or corrupted, only re-sent.
 - `chunk`: every write is flushed before it returns, so a committed offset never moves back; it
   costs an fsync per PATCH (see the README's benchmarks).
 
@@ -44,6 +44,7 @@ from video_upload.storage.base import (
     WriteResult,
     check_sidecar,
 )
+from video_upload.storage.writeback import start_writeback
 
 READ_CHUNK = 256 * 1024
 
@@ -101,7 +102,7 @@ class LocalStore:
             if self.sync == "chunk":
                 await asyncio.to_thread(os.fsync, fd)
             elif offset > upload.offset:
-                _start_writeback(fd, upload.offset, offset - upload.offset)
+                start_writeback(fd, upload.offset, offset - upload.offset)
         except OSError as error:
             raise StorageError(f"cannot write upload file: {error.strerror}") from error
         finally:
@@ -220,17 +221,6 @@ def _write_all(fd: int, chunks: list[bytes]) -> int:
             view = view[written:]
             total += written
     return total
-
-
-def _start_writeback(fd: int, start: int, length: int) -> None:
-    """Ask the kernel to start writing a range to disk now, without waiting for it.
-
-    On Linux, POSIX_FADV_DONTNEED starts writeback of the range's dirty pages (and drops the
-    ones already clean), so by the time an upload finishes most of it is on disk and the flush
-    in `finish` is short, however large the file. Elsewhere it is only a hint.
-    """
-    with contextlib.suppress(OSError, AttributeError):  # not every platform has it
-        os.posix_fadvise(fd, start, length, os.POSIX_FADV_DONTNEED)
 
 
 def _refuse_gap(fd: int, committed: int) -> None:
