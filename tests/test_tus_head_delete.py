@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
 import httpx
 
 from tests.conftest import User
@@ -47,10 +50,16 @@ def test_each_patch_moves_expiry_forward(
     server.clock.advance(hours=1)
     try:
         patched = client.patch(url, headers=patch_headers(user.headers, 0), content=b"a")
+        expected = server.clock() + timedelta(hours=server.settings.upload_expiration_hours)
     finally:
         server.clock.advance(hours=-1)
     assert patched.status_code == 204
     assert httpx_date(patched.headers["Upload-Expires"]) > httpx_date(before)
+    # the new expiry, to the second, in RFC 9110's format
+    assert abs(httpx_date(patched.headers["Upload-Expires"]) - expected.timestamp()) < 2
+    assert patched.headers["Upload-Expires"] == format_datetime(
+        datetime.fromtimestamp(httpx_date(patched.headers["Upload-Expires"]), UTC), usegmt=True
+    )
 
 
 def test_expired_upload_answers_410(

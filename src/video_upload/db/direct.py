@@ -45,16 +45,25 @@ class DirectStatement:
         if not compiled.positiontup:
             raise ValueError("direct statements need a dialect with positional parameters")
         self.sql = compiled.string
-        self._compiled = compiled
-        self._order = list(compiled.positiontup)
-        self._binds: dict[str, Processor] = {
-            name: compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-            for name in self._order
-        }
         self._dialect = dialect
+        # Each positional parameter is either supplied per call (a bare `bindparam(name)`) or a
+        # literal the statement was built with (`status != "expired"`): literals are converted
+        # once, here, so a call only converts what it supplies.
+        self._template: list[Any] = []
+        self._supplied: list[tuple[int, str, Processor]] = []
+        for position, name in enumerate(compiled.positiontup):
+            bind = compiled.binds[name]
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if bind.required:
+                self._template.append(None)
+                self._supplied.append((position, name, processor))
+            else:
+                value = bind.effective_value
+                literal = processor(value) if processor is not None and value is not None else value
+                self._template.append(literal)
         self._returning = list(returning)
         self._keys = [column.key for column in returning]
-        self._results: list[Processor] | None = None  # needs the driver's column types
+        self._converted: list[tuple[int, str, Callable[[Any], Any]]] | None = None  # see resolve
 
     @property
     def columns_returned(self) -> int:
@@ -62,32 +71,37 @@ class DirectStatement:
 
     @property
     def resolved(self) -> bool:
-        return self._results is not None
+        return self._converted is not None
 
     def resolve(self, type_codes: Sequence[Any]) -> None:
         """Pick each returned column's result processor, given the driver's type codes (some
-        drivers' processors depend on them; SQLite has none)."""
-        self._results = [
-            column.type.dialect_impl(self._dialect).result_processor(self._dialect, code)
-            for column, code in zip(self._returning, type_codes, strict=True)
-        ]
+        drivers' processors depend on them; SQLite has none). Columns without one are
+        returned as the driver gives them."""
+        self._converted = []
+        for position, (column, code) in enumerate(zip(self._returning, type_codes, strict=True)):
+            processor = column.type.dialect_impl(self._dialect).result_processor(
+                self._dialect, code
+            )
+            if processor is not None:
+                self._converted.append((position, column.key, processor))
 
     def parameters(self, values: Mapping[str, Any]) -> list[Any]:
-        """The statement's positional parameters: `values`, plus the literals it was built with."""
-        named = self._compiled.construct_params(dict(values))
-        out = []
-        for name in self._order:
-            value = named[name]
-            processor = self._binds[name]
-            out.append(processor(value) if processor is not None and value is not None else value)
+        """The statement's positional parameters: `values`, plus the literals it was built with.
+        A value missing from `values` is an error, as it is for SQLAlchemy."""
+        out = self._template.copy()
+        for position, name, processor in self._supplied:
+            value = values[name]
+            out[position] = (
+                processor(value) if processor is not None and value is not None else value
+            )
         return out
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
-        assert self._results is not None, "resolve() first"
-        return {
-            key: processor(value) if processor is not None else value
-            for key, processor, value in zip(self._keys, self._results, raw, strict=True)
-        }
+        assert self._converted is not None, "resolve() first"
+        converted = dict(zip(self._keys, raw, strict=True))
+        for position, key, processor in self._converted:
+            converted[key] = processor(raw[position])
+        return converted
 
 
 class DirectExecutor:

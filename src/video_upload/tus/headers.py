@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -115,4 +116,11 @@ def parse_concat(value: str | None, upload_path: str) -> ConcatRequest | None:
 
 
 def http_date(moment: datetime) -> str:
-    return email.utils.format_datetime(moment, usegmt=True)
+    """RFC 9110's date format (`Upload-Expires`), for an aware datetime."""
+    return _http_date_of_second(int(moment.timestamp()))
+
+
+@functools.lru_cache(maxsize=256)
+def _http_date_of_second(second: int) -> str:
+    # Every PATCH sends its new expiry: within a second they are all the same string.
+    return email.utils.formatdate(second, usegmt=True)
