@@ -46,6 +46,11 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         if ratio is not None:
             label = throughput[key]["label"]
             add(f"service / raw sink, {label}", f">= {floor}", ratio, ratio >= floor)
+            paired = throughput[key].get("paired_ratios_vs_sink")
+            if paired:  # how much of the above is the machine: the same ratio, round by round
+                rounds = f"{sum(r >= floor for r in paired)}/{len(paired)} rounds >= {floor}"
+                spread = f"{paired[0]:.2f} to {paired[-1]:.2f}"
+                add(f"  (paired per round: {spread}; {rounds})", "-", None, None)
             durable = throughput[key].get("ratio_vs_sink_durable")
             if durable is not None:  # for reading the above: the same durability on both sides
                 add(f"  (service / sink flushed at the end, {label})", "-", durable, None)

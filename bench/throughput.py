@@ -4,9 +4,14 @@ Scenarios: one upload in 5 MiB PATCHes, one in 1 MiB PATCHes, and several concur
 5 MiB PATCHes. For each, every target (raw sink, raw sink with an fsync per PATCH, raw sink flushed
 like the local store's default, the service on SQLite and on
 PostgreSQL) runs in turn,
-`runs` times, interleaved so that drift on the machine hits all targets alike. A run reports
-MB/s (10^6 bytes per second, creation to last PATCH answered), the server's CPU seconds per GiB
-received and the peak RSS of its process tree.
+`runs` times, interleaved so that drift on the machine hits all targets alike, after one round
+that is not counted (it warms each server up: its first upload pays for fresh memory and caches).
+A run reports MB/s (10^6 bytes per second, creation to last PATCH answered), the server's CPU
+seconds per GiB received and the peak RSS of its process tree.
+
+Besides the ratio of the medians, each round gives a paired ratio (the service's run over the
+sink's run of the same round, minutes apart at most): their spread shows how far the machine's
+drift, not the code, moves the ratio.
 """
 
 from __future__ import annotations
@@ -100,6 +105,11 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
     }
 
 
+def paired_ratios(service: list[RunResult], sink: list[RunResult]) -> list[float]:
+    """Service MB/s over sink MB/s, round by round, sorted."""
+    return sorted(a.mb_per_s / b.mb_per_s for a, b in zip(service, sink, strict=True))
+
+
 async def measure(
     targets: list[Target], quick: bool, runs: int, log: Any = print
 ) -> dict[str, Any]:
@@ -109,6 +119,8 @@ async def measure(
     section: dict[str, Any] = {}
     for scenario in chosen:
         collected: dict[str, list[RunResult]] = {target.name: [] for target in targets}
+        for target in targets:  # the warm-up round, not counted
+            await run_once(target, scenario, payload)
         for attempt in range(runs):
             for target in targets:
                 result = await run_once(target, scenario, payload)
@@ -128,6 +140,7 @@ async def measure(
         }
         if "service" in summary and "sink" in summary:
             entry["ratio_vs_sink"] = summary["service"]["mb_per_s"] / summary["sink"]["mb_per_s"]
+            entry["paired_ratios_vs_sink"] = paired_ratios(collected["service"], collected["sink"])
         if "service" in summary and "sink_fsync" in summary:
             entry["ratio_vs_sink_fsync"] = (
                 summary["service"]["mb_per_s"] / summary["sink_fsync"]["mb_per_s"]

@@ -25,7 +25,7 @@ from tests.conftest import User
 from tests.support.live import LiveServer
 from video_upload.client.api import Api
 from video_upload.client.commands import parse_size
-from video_upload.client.state import UploadRecords, fingerprint
+from video_upload.client.state import UploadRecord, UploadRecords, fingerprint
 from video_upload.client.uploader import LocalFile, RetryPolicy, Uploader, sha256_checksum
 
 MIB = 1024 * 1024
@@ -293,3 +293,35 @@ def test_records_survive_a_damaged_file(tmp_path: Path) -> None:
     assert records.get("missing") is None
     path.write_text("{not json")
     assert records.get("anything") is None
+
+
+def test_saving_a_record_drops_those_whose_file_is_gone_or_changed(tmp_path: Path) -> None:
+    records = UploadRecords(tmp_path / "uploads.json")
+
+    def record_for(name: str) -> tuple[str, UploadRecord]:
+        video = tmp_path / name
+        if not video.exists():
+            video.write_bytes(b"take " + name.encode())
+        status = video.stat()
+        key = fingerprint(video, status.st_size, status.st_mtime_ns, "s1", "http://server")
+        return key, UploadRecord(
+            upload_id=name, upload_url=f"http://server/{name}", video_id=name, session_id="s1",
+            server="http://server", path=str(video.resolve()), size=status.st_size,
+            mtime_ns=status.st_mtime_ns, chunk_size=1024, completed=True,
+        )  # fmt: skip
+
+    kept_key, kept = record_for("kept.mp4")
+    deleted_key, deleted = record_for("deleted.mp4")
+    edited_key, edited = record_for("edited.mp4")
+    for key, record in ((kept_key, kept), (deleted_key, deleted), (edited_key, edited)):
+        records.put(key, record)
+    (tmp_path / "deleted.mp4").unlink()
+    (tmp_path / "edited.mp4").write_bytes(b"a longer, re-recorded take")
+
+    new_key, new = record_for("new.mp4")
+    records.put(new_key, new)
+
+    assert records.get(kept_key) == kept  # same file, unchanged: still answers a rerun
+    assert records.get(new_key) == new
+    assert records.get(deleted_key) is None
+    assert records.get(edited_key) is None

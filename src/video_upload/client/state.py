@@ -3,7 +3,9 @@
 A record is keyed by a fingerprint of (absolute path, size, mtime, session id, server URL), so the
 same command run again finds its upload and resumes it instead of creating a second video.
 Records of finished uploads are kept too: uploading the same unchanged file to the same session
-again answers with the video it already made.
+again answers with the video it already made. A record whose file is gone or has changed can never
+match again (the fingerprint holds the size and mtime), so every save drops those: the file grows
+with the videos a user still has, not with every upload ever made.
 
 The file is rewritten atomically (temporary file, fsync, rename) under an advisory lock, so two
 uploaders running at once do not lose each other's records.
@@ -86,7 +88,9 @@ class UploadRecords:
 
     def put(self, key: str, record: UploadRecord) -> None:
         with self._locked():
-            records = self._read()
+            records = {
+                other: value for other, value in self._read().items() if _still_matchable(value)
+            }
             records[key] = asdict(record)
             self._write(records)
 
@@ -135,3 +139,15 @@ class UploadRecords:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
+
+
+def _still_matchable(value: Any) -> bool:
+    """Whether a stored record's file is still there, unchanged: only then can it be found again."""
+    record = UploadRecord.from_json(value)
+    if record is None:
+        return False
+    try:
+        status = os.stat(record.path)
+    except OSError:
+        return False
+    return status.st_size == record.size and status.st_mtime_ns == record.mtime_ns
