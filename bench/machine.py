@@ -11,6 +11,8 @@ from typing import Any
 
 import psutil
 
+from bench.procs import ALLOCATOR_ENV
+
 LIBRARIES = ("uvicorn", "uvloop", "httptools", "starlette", "fastapi", "sqlalchemy", "httpx")
 
 
@@ -60,4 +62,7 @@ def describe() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "libraries": versions,
+        "server_allocator_env": {
+            name: os.environ.get(name, value) for name, value in ALLOCATOR_ENV.items()
+        },
     }
