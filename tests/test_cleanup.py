@@ -41,7 +41,7 @@ from video_upload.db.leases import LeaseRepository
 from video_upload.db.models import Video
 from video_upload.db.repository import VideoRepository
 from video_upload.maintenance import CleanupReport, PeriodicCleanup, VideoService
-from video_upload.storage.base import StoredUpload
+from video_upload.storage.base import SidecarStore, StoredUpload
 from video_upload.uploads.locks import UploadLocks
 from video_upload.uploads.service import UploadService
 from video_upload.web import Services
@@ -88,7 +88,8 @@ def storage_of(server: LiveServer, key: str) -> list[str]:
             endpoint, bucket, prefix
         )
     path = settings.local_storage_path / key
-    return [str(path)] if path.exists() else []
+    sidecars = settings.local_storage_path / f"{key}.sidecar"
+    return [str(found) for found in (path, sidecars) if found.exists()]
 
 
 def row(server: LiveServer, upload_id: str) -> Video | None:
@@ -460,6 +461,27 @@ def test_orphaned_storage_is_removed_once_older_than_the_expiration_period(
     assert storage_of(server, orphan) == []
     assert upload_id_of(kept) not in report.orphan_keys
     assert complete_and_read(client, user.bearer, kept) == data
+
+
+def test_a_thumbnail_left_behind_by_a_gone_upload_is_removed_as_an_orphan(
+    client: httpx.Client, user: User, session_id: str, server: LiveServer
+) -> None:
+    """A thumbnail written as its upload was being removed outlives it; nothing else frees it."""
+    store = server.store
+    assert isinstance(store, SidecarStore)
+    kept = create_upload(client, user.headers, session_id, 10)
+    write(client, user, kept, 0, b"k" * 10)
+    stray = secrets.token_hex(16)
+    server.run(store.put_sidecar(stray, "thumbnail.jpg", b"\xff\xd8 stray"))
+    server.run(store.put_sidecar(upload_id_of(kept), "thumbnail.jpg", b"\xff\xd8 kept"))
+    assert storage_of(server, stray) != []
+
+    with expired_clock(server):
+        report = run_cleanup(server)
+    assert stray in report.orphan_keys
+    assert storage_of(server, stray) == []
+    assert upload_id_of(kept) not in report.orphan_keys  # its row is live: thumbnail kept
+    assert server.run(store.read_sidecar(upload_id_of(kept), "thumbnail.jpg")) == b"\xff\xd8 kept"
 
 
 def test_storage_left_by_an_interrupted_cleanup_is_removed_by_a_later_round(

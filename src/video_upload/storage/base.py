@@ -150,7 +150,8 @@ class SidecarStore(Protocol):
     """A store that keeps small named objects beside an upload (say, its thumbnail).
 
     Layout: `<upload key>.sidecar/<name>` (a directory, or an S3 prefix), so sidecars never look
-    like uploads to `list_keys`. `terminate` and `remove_key` delete them with the upload.
+    like uploads of their own: `list_keys` counts them under their upload's key (sidecars whose
+    upload is gone are orphans too). `terminate` and `remove_key` delete them with the upload.
     """
 
     async def put_sidecar(self, key: str, name: str, data: bytes) -> None:

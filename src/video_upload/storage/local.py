@@ -19,8 +19,9 @@ uploads cost little memory). When bytes reach the disk is the `sync` policy:
   costs an fsync per PATCH (see the README's benchmarks).
 
 Sidecars (a finished video's thumbnail) live in the directory `<root>/<key>.sidecar/`, beside the
-upload's file; `list_keys` lists files only, so they never pass for uploads, and `terminate` and
-`remove_key` delete them first, then the upload's file.
+upload's file; `list_keys` reports a sidecar folder under its upload's key (so one left behind by
+an upload that is gone is collected as an orphan), and `terminate` and `remove_key` delete it
+first, then the upload's file.
 """
 
 from __future__ import annotations
@@ -161,16 +162,21 @@ class LocalStore:
         return {}
 
     async def list_keys(self, older_than: datetime) -> list[str]:
+        """Keys whose file, and sidecar folder, were last changed before `older_than`; a
+        sidecar folder whose upload file is gone counts as its upload's key."""
         cutoff = older_than.timestamp()
-        keys = []
+        newest: dict[str, float] = {}
         for entry in os.scandir(self.root):
-            if (
-                entry.is_file()
-                and not entry.name.startswith(".")
-                and entry.stat().st_mtime < cutoff
-            ):
-                keys.append(entry.name)
-        return keys
+            if entry.name.startswith("."):
+                continue
+            if entry.is_file():
+                key = entry.name
+            elif entry.is_dir() and entry.name.endswith(SIDECAR_SUFFIX):
+                key = entry.name.removesuffix(SIDECAR_SUFFIX)
+            else:
+                continue
+            newest[key] = max(newest.get(key, 0.0), entry.stat().st_mtime)
+        return sorted(key for key, changed in newest.items() if key and changed < cutoff)
 
     async def remove_key(self, key: str) -> None:
         path = self.path_for(key)

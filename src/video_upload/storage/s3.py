@@ -36,7 +36,7 @@ longer needs them has been committed. Staging objects left over by abandoned wri
 by listing and deleted when the upload finishes or is terminated.
 
 Sidecars (a finished video's thumbnail) are small objects `<prefix><key>.sidecar/<name>`, beside
-the video; `terminate` deletes them with it.
+the video; `terminate` deletes them with it, and `list_keys` counts them under the video's key.
 
 Concatenation builds the final object with a new multipart upload whose parts are copied
 server-side (UploadPartCopy) from the finished partial uploads; only small partials (and the

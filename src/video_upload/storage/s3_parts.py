@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from video_upload.config import S3_MIN_PART_SIZE
-from video_upload.storage.base import StorageError, StoreState
+from video_upload.storage.base import SIDECAR_SUFFIX, StorageError, StoreState
 
 MAX_PARTS = 10_000
 STAGING_MARK = ".staging"
@@ -33,10 +33,13 @@ def key_of(prefix: str, object_key: str) -> str | None:
         return None
     rest = object_key[len(prefix) :]
     head, slash, _ = rest.partition("/")
-    if slash:
-        if not head.endswith(STAGING_MARK):
+    if slash:  # a staged segment or a sidecar belongs to the upload it sits beside
+        if head.endswith(STAGING_MARK):
+            head = head.removesuffix(STAGING_MARK)
+        elif head.endswith(SIDECAR_SUFFIX):
+            head = head.removesuffix(SIDECAR_SUFFIX)
+        else:
             return None
-        head = head.removesuffix(STAGING_MARK)
     return head or None
 
 
