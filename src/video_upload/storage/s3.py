@@ -42,19 +42,7 @@ Concatenation builds the final object with a new multipart upload whose parts ar
 server-side (UploadPartCopy) from the finished partial uploads; only small partials (and the
 head of the partial following one, to top a part up to 5 MiB) are downloaded.
 
-IAM permissions needed on the bucket (`arn:aws:s3:::<bucket>`) and its objects
-(`arn:aws:s3:::<bucket>/<prefix>*`):
-
-    s3:PutObject                    CreateMultipartUpload, UploadPart, UploadPartCopy,
-                                    CompleteMultipartUpload, PutObject (staging, empty objects)
-    s3:GetObject                    GetObject (reads, staging objects, small partials), HeadObject,
-                                    and the source side of UploadPartCopy
-    s3:DeleteObject                 DeleteObjects (staging objects, terminated uploads)
-    s3:AbortMultipartUpload         AbortMultipartUpload (terminate, zero-byte uploads, cleanup)
-    s3:ListBucket                   ListObjectsV2 and HeadBucket (readiness, cleanup)
-    s3:ListBucketMultipartUploads   ListMultipartUploads (orphan cleanup, terminate)
-    s3:ListMultipartUploadParts     not called today; useful for inspecting uploads by hand
-    s3:CreateBucket                 only if the bucket should be created when missing
+The IAM permissions it needs, and which calls need each, are in the README ("S3 and MinIO").
 
 Every foreign error (botocore's ClientError, connection errors, timeouts) is translated into
 `StorageError` at the request layer (`s3_requests`): retryable for 5xx, throttling and

@@ -1,9 +1,9 @@
 """The upload lifecycle: create, write, inspect, finish and terminate uploads.
 
 This is where the rules live (ownership, offsets, lengths, limits, checksums, expiry), and,
-with its helpers `concat` and `recovery`, the only place that joins the metadata database and
-the byte store. It knows nothing of HTTP: the tus and REST layers translate requests into these
-calls and `ServiceError`s into answers.
+with its helpers `creation`, `concat` and `recovery`, the only place that joins the metadata
+database and the byte store. It knows nothing of HTTP: the tus and REST layers translate
+requests into these calls and `ServiceError`s into answers.
 
 Durability rule: bytes go to the store first and the offset is committed after, with a
 conditional update on the offset the write started from. The database therefore never claims
@@ -14,7 +14,6 @@ bytes the store does not hold (short of a machine crash before they were flushed
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
@@ -32,7 +31,6 @@ from video_upload.errors import (
     ERR_FINAL_UPLOAD_PATCH,
     ERR_FORBIDDEN,
     ERR_INVALID_LENGTH,
-    ERR_LENGTH_MISMATCH,
     ERR_OFFSET_MISMATCH,
     ERR_SESSION_NOT_FOUND,
     ERR_STORAGE_FAILED,
@@ -44,9 +42,9 @@ from video_upload.errors import (
 )
 from video_upload.storage.base import StorageError, StoredUpload, UploadStore, WriteResult
 from video_upload.uploads.concat import Concatenator
+from video_upload.uploads.creation import UploadCreation
 from video_upload.uploads.leases import Lease, WriterLeases
 from video_upload.uploads.locks import UploadLocks
-from video_upload.uploads.media import display_name, video_content_type
 from video_upload.uploads.records import (
     Chunk,
     Clock,
@@ -54,7 +52,6 @@ from video_upload.uploads.records import (
     DirectCall,
     NewUpload,
     WriteOutcome,
-    new_upload_row,
     stored,
     utcnow,
 )
@@ -91,6 +88,7 @@ class UploadService:
         self.leases = WriterLeases(
             sessions, self.chunks, clock, self.locks, lease_seconds=settings.upload_lease_seconds
         )
+        self.creation = UploadCreation(self)
         self.concat = Concatenator(self)
         self.recovery = CrashRecovery(self)
 
@@ -147,54 +145,14 @@ class UploadService:
     # -- creation ------------------------------------------------------------------------
 
     async def create(self, user_id: str, new: NewUpload) -> Video:
-        if new.length is not None:
-            self.check_length(new.length)
-        filename = display_name(new.metadata.get("filename"))
-        content_type = video_content_type(
-            new.content_type or new.metadata.get("filetype"),
-            filename,
-            required=new.require_video_type,
-        )
-        upload_id = secrets.token_hex(16)
-        async with self.database() as db:
-            session_id = None
-            if not new.partial:
-                session_id = await self.owned_session(db, user_id, new.metadata.get("session_id"))
-            state = await self.storage_call(self.store.create(upload_id))
-            video = new_upload_row(
-                now=self.clock(),
-                expires_at=self.next_expiry(),
-                user_id=user_id,
-                upload_id=upload_id,
-                session_id=session_id,
-                length=new.length,
-                state=state,
-                tus_metadata=new.raw_metadata,
-                concat="partial" if new.partial else None,
-                filename=filename,
-                content_type=content_type,
-                declared_duration_seconds=new.declared_duration_seconds,
-            )
-            await VideoRepository(db).add(video)
-            await db.commit()
-        if new.length == 0:
-            async with self.leases.exclusive(upload_id):
+        video = await self.creation.create(user_id, new)
+        if new.length == 0:  # nothing to send: complete at once
+            async with self.leases.exclusive(video.upload_id):
                 video = await self._finish(video)
         return video
 
     async def claim_initialised(self, user_id: str, upload_id: str, length: int | None) -> Video:
-        """A tus POST aimed at an upload made by REST init: accept it as that upload's creation."""
-        async with self.database() as db:
-            video = await self.owned_upload(db, user_id, upload_id)
-        if video.concat is not None:
-            raise ERR_FORBIDDEN.with_message("a concatenation upload cannot be re-created")
-        if length is None or length != video.upload_length:
-            raise ERR_LENGTH_MISMATCH.with_message(
-                f"Upload-Length must equal the initialised file size {video.upload_length}"
-            )
-        if video.upload_offset != 0:
-            raise ERR_OFFSET_MISMATCH.with_headers(**{"Upload-Offset": str(video.upload_offset)})
-        return video
+        return await self.creation.claim_initialised(user_id, upload_id, length)
 
     # -- reading -------------------------------------------------------------------------
 
