@@ -390,6 +390,19 @@ class SilentStore(MemoryStore):
         yield b""
 
 
+class SlowStore(MemoryStore):
+    """A store that takes `delay` seconds before answering each read."""
+
+    def __init__(self, data: bytes, delay: float) -> None:
+        super().__init__(data)
+        self.delay = delay
+
+    async def read(self, upload: StoredUpload, byte_range: ByteRange) -> AsyncIterator[bytes]:
+        await asyncio.sleep(self.delay)  # the store's latency, not a stand-in for waiting on it
+        async for chunk in super().read(upload, byte_range):
+            yield chunk
+
+
 class BrokenStore(MemoryStore):
     async def read(self, upload: StoredUpload, byte_range: ByteRange) -> AsyncIterator[bytes]:
         raise StorageError("S3 GetObject failed: 503 SlowDown")
@@ -431,18 +444,29 @@ async def test_the_reader_serves_any_seek_from_ranged_reads_with_a_bounded_cache
     assert all(piece.length <= block for piece in store.ranges)
 
 
-async def test_a_store_that_never_answers_makes_the_probe_give_up_in_its_time_budget() -> None:
+async def test_a_store_that_never_answers_is_a_storage_failure_not_a_verdict() -> None:
+    """A verdict deletes the upload: a stalled store must leave it for a retry instead."""
     store = SilentStore()
     started = time.monotonic()
+    limits = ProbeLimits(seconds=20, store_wait_seconds=0.5)
     probing = asyncio.ensure_future(
-        examine(store, StoredUpload("key", 10**6), 10**6, ProbeLimits(seconds=0.5))  # type: ignore[arg-type]
+        examine(store, StoredUpload("key", 10**6), 10**6, limits)  # type: ignore[arg-type]
     )
     await asyncio.wait_for(store.asked.wait(), 5)  # the loop ran the fetch: it was not blocked
-    with pytest.raises(ProbeRejected) as rejected:
+    with pytest.raises(StorageError) as failed:
         await probing
-    assert rejected.value.code == "probe_failed"
-    assert "0.5 seconds" in rejected.value.reason
+    assert failed.value.retryable
+    assert "0.5 seconds" in str(failed.value)
     assert time.monotonic() - started < 5
+
+
+async def test_waiting_for_a_slow_store_does_not_count_against_the_time_budget() -> None:
+    data = synthetic_video(seconds=2.0, size=(640, 480))
+    store = SlowStore(data, delay=0.8)
+    limits = ProbeLimits(seconds=0.5)  # less than a single wait for the store
+    facts = await examine(store, StoredUpload("key", len(data)), len(data), limits)  # type: ignore[arg-type]
+    assert facts.duration_seconds == pytest.approx(2.0, abs=0.1)
+    assert len(store.ranges) * store.delay > limits.seconds  # the store really was that slow
 
 
 async def test_a_file_needing_more_bytes_than_the_budget_is_given_up() -> None:

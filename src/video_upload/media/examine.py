@@ -60,5 +60,6 @@ async def examine(
     async def fetch(byte_range: ByteRange) -> bytes:
         return await read_range(store, upload, byte_range)
 
-    reader = StoreReader(loop, fetch, size, ReadBudget(limits.seconds, limits.max_read_bytes))
+    budget = ReadBudget(limits.seconds, limits.max_read_bytes, limits.store_wait_seconds)
+    reader = StoreReader(loop, fetch, size, budget)
     return await loop.run_in_executor(_probe_pool(), probe, reader, limits)

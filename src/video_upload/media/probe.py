@@ -2,8 +2,10 @@
 
 `probe` runs in a worker thread over a `StoreReader` and is bounded against hostile files:
 
-- time and bytes: the reader's `ReadBudget` (20 s, 64 MiB by default) makes every read past it
-  fail, which makes FFmpeg abort; the decoding loops check the clock too;
+- time and bytes: the reader's `ReadBudget` (20 s of the examination's own time, 64 MiB by
+  default) makes every read past it fail, which makes FFmpeg abort; the decoding loops check the
+  clock too. Time spent waiting for the store is not counted: a slow store is no verdict on the
+  file (a store that stalls is a `StorageError`, see `media.reader`);
 - FFmpeg's own probing reads at most `probe_bytes` and analyses at most `analyze_seconds`;
 - pictures: a stream declaring more than `max_dimension` pixels per side is refused before any
   frame is decoded, and the decoders are opened with `max_pixels` so that a stream lying in its
@@ -48,6 +50,7 @@ _BRANDS = {"qt": "mov", "M4V": "m4v", "M4A": "m4a"}
 class ProbeLimits:
     seconds: float = 20.0
     max_read_bytes: int = 64 * MIB
+    store_wait_seconds: float = 60.0  # for one block; longer is a store failure, not a verdict
     max_dimension: int = 8192
     max_thumbnail_frames: int = 30
     max_tail_packets: int = 600

@@ -7,10 +7,14 @@ waits for it, the loop never waits for the thread. Blocks are kept in a small LR
 for FFmpeg's sequential reads, at most `cache_bytes` in memory), so the whole object is never held.
 
 A `ReadBudget` bounds the work against hostile files: once its time runs out or more than its bytes
-have been fetched, the read raises `ProbeAborted`, which makes FFmpeg abort. PyAV may swallow an
-exception raised inside a read callback (it then sees an I/O error or an end of file), so the
-reader also remembers it: `raise_failure` re-raises it where the probe checks. After a failure
-every read answers end-of-file, so FFmpeg stops quickly.
+have been fetched, the read raises `ProbeAborted`, which makes FFmpeg abort. Its time is the
+examination's own: time spent waiting for the store does not count, because a slow store says
+nothing about the file, and a verdict on the file deletes it. A store that takes longer than
+`store_wait_seconds` to return one block is a retryable `StorageError` instead, never a verdict.
+
+PyAV may swallow an exception raised inside a read callback (it then sees an I/O error or an end
+of file), so the reader also remembers it: `raise_failure` re-raises it where the probe checks.
+After a failure every read answers end-of-file, so FFmpeg stops quickly.
 """
 
 from __future__ import annotations
@@ -36,15 +40,21 @@ class ProbeAborted(Exception):
 
 @dataclass
 class ReadBudget:
-    """How long a probe may take and how many bytes it may fetch, from `start()` on."""
+    """How long a probe may work and how many bytes it may fetch, from `start()` on; and how long
+    one fetch may wait for the store."""
 
     seconds: float
     max_bytes: int
+    store_wait_seconds: float = 60.0
     fetched: int = 0
     deadline: float = field(default=float("inf"))
 
     def start(self) -> None:
         self.deadline = time.monotonic() + self.seconds
+
+    def exclude(self, waited: float) -> None:
+        """Give back time spent waiting for the store: it is not the examination's."""
+        self.deadline += waited
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -157,18 +167,23 @@ class StoreReader:
             raise RuntimeError("StoreReader must not be used on its event loop's thread")
         self.fetches.append(byte_range)
         future = asyncio.run_coroutine_threadsafe(self._fetch(byte_range), self._loop)
+        waiting_since = time.monotonic()
         try:
-            return future.result(timeout=max(self.budget.remaining(), 0.0))
+            return future.result(timeout=self.budget.store_wait_seconds)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise ProbeAborted(
-                f"examining the video took longer than {self.budget.seconds:g} seconds"
+            # Not the file's fault either: the upload stays, and completing it can be retried.
+            raise StorageError(
+                f"the store took longer than {self.budget.store_wait_seconds:g} seconds "
+                "to return part of the video"
             ) from None
         except (StorageError, ProbeAborted):
             raise
         except Exception as error:  # the loop is closing, the fetch was cancelled...
             # Not the file's fault: a failure to read is never a verdict on the video.
             raise StorageError(f"reading the stored video failed: {error!r}") from error
+        finally:
+            self.budget.exclude(time.monotonic() - waiting_since)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
