@@ -98,6 +98,25 @@ def test_rs256_tokens_verify_with_the_public_key(tmp_path: Path) -> None:
         authenticator.user_from_header(f"Bearer {wrong_audience}")
 
 
+def test_serve_exits_with_an_error_when_the_database_cannot_be_migrated(tmp_path: Path) -> None:
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith(("JWT_", "DATA"))
+    }
+    environment["DATABASE_URL"] = "postgresql+asyncpg://nobody@127.0.0.1:1/nothing"  # refused
+    result = subprocess.run(
+        [sys.executable, "-m", "video_upload", "serve", "--port", "1"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "the database could not be migrated" in result.stderr
+    assert "Uvicorn running" not in result.stderr  # it never started serving
+
+
 def test_nodes_starting_at_once_all_migrate_a_fresh_postgresql_database(
     postgres_url: str, tmp_path: Path
 ) -> None:

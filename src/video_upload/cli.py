@@ -11,11 +11,16 @@ from video_upload.config import Settings
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import subprocess
+
     import uvicorn
 
-    from video_upload.db.engine import migrate
-
-    migrate(settings.resolved_database_url)
+    # Migrate in a process of its own: Alembic and what a migration loads would otherwise stay
+    # in the server's memory for good (about 14 MiB of every node's idle RSS).
+    migrated = subprocess.run([sys.executable, "-m", "video_upload.cli", "migrate"], check=False)
+    if migrated.returncode != 0:
+        print("serve: the database could not be migrated (see above)", file=sys.stderr)
+        return 1
     uvicorn.run(
         "video_upload.app:create_app",
         factory=True,
