@@ -18,12 +18,15 @@ from video_upload.config import Settings
 from video_upload.errors import ServiceError
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`video-upload ARGS` in `cwd`, without this machine's JWT and data settings."""
     environment = {
         key: value for key, value in os.environ.items() if not key.startswith(("JWT_", "DATA"))
     }
     environment.update(env or {})
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "video_upload", *args],
         cwd=cwd,
         env=environment,
@@ -32,6 +35,10 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
         timeout=60,
         check=False,
     )
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    result = cli(*args, cwd=cwd, env=env)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -99,19 +106,8 @@ def test_rs256_tokens_verify_with_the_public_key(tmp_path: Path) -> None:
 
 
 def test_serve_exits_with_an_error_when_the_database_cannot_be_migrated(tmp_path: Path) -> None:
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith(("JWT_", "DATA"))
-    }
-    environment["DATABASE_URL"] = "postgresql+asyncpg://nobody@127.0.0.1:1/nothing"  # refused
-    result = subprocess.run(
-        [sys.executable, "-m", "video_upload", "serve", "--port", "1"],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    unreachable = "postgresql+asyncpg://nobody@127.0.0.1:1/nothing"  # connection refused
+    result = cli("serve", "--port", "1", cwd=tmp_path, env={"DATABASE_URL": unreachable})
     assert result.returncode == 1
     assert "the database could not be migrated" in result.stderr
     assert "Uvicorn running" not in result.stderr  # it never started serving
