@@ -58,9 +58,7 @@ class DirectStatement:
                 self._template.append(None)
                 self._supplied.append((position, name, processor))
             else:
-                value = bind.effective_value
-                literal = processor(value) if processor is not None and value is not None else value
-                self._template.append(literal)
+                self._template.append(_bind(processor, bind.effective_value))
         self._returning = list(returning)
         self._keys = [column.key for column in returning]
         self._converted: list[tuple[int, str, Callable[[Any], Any]]] | None = None  # see resolve
@@ -90,10 +88,7 @@ class DirectStatement:
         A value missing from `values` is an error, as it is for SQLAlchemy."""
         out = self._template.copy()
         for position, name, processor in self._supplied:
-            value = values[name]
-            out[position] = (
-                processor(value) if processor is not None and value is not None else value
-            )
+            out[position] = _bind(processor, values[name])
         return out
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
@@ -102,6 +97,11 @@ class DirectStatement:
         for position, key, processor in self._converted:
             converted[key] = processor(raw[position])
         return converted
+
+
+def _bind(processor: Processor, value: Any) -> Any:
+    """A parameter as the driver takes it (None is passed as it is)."""
+    return processor(value) if processor is not None and value is not None else value
 
 
 class DirectExecutor:
