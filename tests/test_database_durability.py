@@ -2,7 +2,9 @@
 
 On PostgreSQL the per-chunk statements (take the writer lease, commit the offset) run on a pool
 of their own with `synchronous_commit=off`; everything else, completion included, on the main
-pool with PostgreSQL's default. On SQLite both are the one connection per process.
+pool with PostgreSQL's default. On SQLite both use the one pooled connection per process (the
+per-chunk statements first try a connection on the event loop's thread, see
+test_sqlite_chunk_statements).
 """
 
 from __future__ import annotations

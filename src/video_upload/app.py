@@ -74,6 +74,7 @@ def create_app(
             if cleanup is not None:
                 await cleanup.stop()
             await store.close()
+            await upload_service.chunks.close()
             if chunk_engine is not engine:
                 await chunk_engine.dispose()
             await engine.dispose()

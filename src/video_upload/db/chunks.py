@@ -130,3 +130,7 @@ class ChunkStatements:
             },
         )
         return len(rows) == 1
+
+    async def close(self) -> None:
+        """Release what running the statements holds (SQLite: the inline connection)."""
+        await self._executor.close()

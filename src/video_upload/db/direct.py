@@ -11,27 +11,33 @@ costs. So these two skip SQLAlchemy's execution layer, and only that:
   processors (timestamps, JSON, UUIDs, booleans come out exactly as the ORM would give them);
 - the connection still comes from, and goes back to, the engine's pool.
 
-What is left is running one statement as its own transaction on the driver connection: one trip
-to the SQLite worker thread (`sqlite_driver.Connection.run_alone`), or one round trip with
-asyncpg (a statement outside a transaction commits by itself). Every statement here has a
-RETURNING clause, so its rows also say how many rows it changed.
+What is left is running one statement as its own transaction on the driver connection: one round
+trip with asyncpg (a statement outside a transaction commits by itself); on SQLite, a call on the
+event loop's own thread (`sqlite_inline`), or, when another connection holds the write lock, one
+trip to the pooled connection's worker thread (`sqlite_driver.Connection.run_alone`), which waits
+its turn. Every statement here has a RETURNING clause, so its rows also say how many rows it
+changed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Column
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.util import greenlet_spawn
 
 from video_upload.db import sqlite_driver
+from video_upload.db.sqlite_inline import InlineSQLite
 
+log = logging.getLogger(__name__)
 Processor = Callable[[Any], Any] | None
 
 
@@ -110,6 +116,9 @@ class DirectExecutor:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect
+        database = sqlite_file(engine.url)
+        self.inline = InlineSQLite(database) if database is not None else None
+        self._checkpoint: asyncio.Task[None] | None = None
 
     def prepare(self, statement: UpdateBase, returning: Sequence[Column[Any]]) -> DirectStatement:
         return DirectStatement(statement, returning, self.dialect)
@@ -119,6 +128,54 @@ class DirectExecutor:
     ) -> list[dict[str, Any]]:
         """Run `statement` as a transaction of its own; the returned rows, converted."""
         parameters = statement.parameters(values)
+        if self.inline is not None:
+            rows = self._run_inline(self.inline, statement, parameters)
+            if rows is not None:
+                return rows
+        return await self._run_pooled(statement, parameters)
+
+    def _run_inline(
+        self, inline: InlineSQLite, statement: DirectStatement, parameters: list[Any]
+    ) -> list[dict[str, Any]] | None:
+        """On the loop's thread; None when the write lock is taken (nothing was run)."""
+        try:
+            raw = inline.run(statement.sql, parameters)
+        except sqlite3.Error as error:
+            raise _dbapi_error(statement.sql, error, sqlite3.Error) from error
+        if raw is None:
+            return None
+        if not statement.resolved:
+            statement.resolve([None] * statement.columns_returned)
+        if inline.checkpoint_due() and (self._checkpoint is None or self._checkpoint.done()):
+            self._checkpoint = asyncio.get_running_loop().create_task(self._run_checkpoint())
+        return [statement.row(row) for row in raw]
+
+    async def _run_checkpoint(self) -> None:
+        """A passive checkpoint on the pooled connection's worker thread: the WAL's pages go
+        into the database file there (flushing it), never on the event loop's thread."""
+        try:
+            async with self.engine.connect() as connection:
+                await connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception as error:  # the next one retries; the WAL only grows meanwhile
+            log.warning("WAL checkpoint failed: %s", error)
+
+    @property
+    def pending_checkpoint(self) -> asyncio.Task[None] | None:
+        """The WAL checkpoint running in the background, if one is."""
+        task = self._checkpoint
+        return task if task is not None and not task.done() else None
+
+    async def close(self) -> None:
+        """Wait for a running checkpoint and close the inline connection (if any)."""
+        if self._checkpoint is not None:
+            await self._checkpoint
+        if self.inline is not None:
+            self.inline.close()
+
+    async def _run_pooled(
+        self, statement: DirectStatement, parameters: list[Any]
+    ) -> list[dict[str, Any]]:
+        """On a connection from the engine's pool (the only way for PostgreSQL)."""
         try:
             pooled = await self.engine.raw_connection()
         except SQLAlchemyError:
@@ -145,6 +202,17 @@ class DirectExecutor:
         return [statement.row(raw) for raw in rows]
 
 
+def sqlite_file(url: URL) -> str | None:
+    """The database file of a SQLite URL, or None (another database, an in-memory one, or a
+    URI whose meaning a plain file name would not keep)."""
+    if url.get_backend_name() != "sqlite" or url.query.get("uri"):
+        return None
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
+
+
 async def _type_codes(driver: Any, statement: DirectStatement) -> list[Any]:
     """What the driver reports as the type of each returned column (once per statement)."""
     if isinstance(driver, sqlite_driver.Connection):
@@ -164,7 +232,12 @@ def _as_dbapi_error(error: Exception, sql: str, pooled: Any, dialect: Dialect) -
     disconnect = dialect.is_disconnect(error, adapter, None)  # type: ignore[arg-type]
     if disconnect:
         pooled.invalidate(error)
-    wrapped = DBAPIError.instance(
-        sql, None, error, dialect.loaded_dbapi.Error, connection_invalidated=disconnect
-    )
+    return _dbapi_error(sql, error, dialect.loaded_dbapi.Error, invalidated=disconnect)
+
+
+def _dbapi_error(
+    sql: str, error: Exception, base: type[Exception], *, invalidated: bool = False
+) -> DBAPIError:
+    """`error` wrapped as SQLAlchemy wraps a driver's errors (OperationalError and so on)."""
+    wrapped = DBAPIError.instance(sql, None, error, base, connection_invalidated=invalidated)
     return wrapped if isinstance(wrapped, DBAPIError) else DBAPIError(sql, None, error)

@@ -29,9 +29,10 @@ def create_engine(url: str) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        # One connection per process: SQLite has a single writer anyway, and queueing in the
-        # pool is far cheaper than connections sleeping in SQLite's busy handler, which under
-        # hundreds of concurrent uploads made requests time out.
+        # One pooled connection per process: SQLite has a single writer anyway, and queueing in
+        # the pool is far cheaper than connections sleeping in SQLite's busy handler, which under
+        # hundreds of concurrent uploads made requests time out. (The per-chunk statements also
+        # have a connection on the event loop's thread, which never waits: `db.sqlite_inline`.)
         engine = create_async_engine(
             url,
             connect_args={"timeout": 30, "async_creator_fn": sqlite_driver.connect},
@@ -56,14 +57,17 @@ def create_engine(url: str) -> AsyncEngine:
 def create_chunk_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
     """The engine for the per-chunk statements (`db.chunks`), given the main one.
 
-    On SQLite it is the main engine: one connection per process, whose commits are already
-    not flushed one by one (`synchronous=NORMAL` in WAL mode). On PostgreSQL it is a pool of its
-    own whose commits do not wait for the WAL flush (`synchronous_commit=off`): a crash of the
-    database server can take back the last fraction of a second of lease and offset updates, never
-    a completed upload (completion runs on the main engine), and a client then re-sends what the
-    upload's offset no longer counts, as after a crash of the local store's machine. It skips the
-    pre-ping: a connection that died with a restart of the server fails its one statement with a
-    retryable 503, and the pool then replaces all of its connections.
+    On SQLite it is the main engine: one pooled connection per process, whose commits are
+    already not flushed one by one (`synchronous=NORMAL` in WAL mode); the statements run on it
+    only when the inline connection (`db.sqlite_inline`) finds the write lock taken.
+
+    On PostgreSQL it is a pool of its own whose commits do not wait for the WAL flush
+    (`synchronous_commit=off`): a crash of the database server can take back the last fraction
+    of a second of lease and offset updates, never a completed upload (completion runs on the
+    main engine), and a client then re-sends what the upload's offset no longer counts, as after
+    a crash of the local store's machine. It skips the pre-ping: a connection that died with a
+    restart of the server fails its one statement with a retryable 503, and the pool then
+    replaces all of its connections.
     """
     if is_sqlite(url):
         return engine

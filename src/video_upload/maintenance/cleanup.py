@@ -142,7 +142,10 @@ class VideoService:
             store = await open_store(settings)
             try:
                 uploads = UploadService(settings, create_session_factory(engine), store)
-                yield cls(uploads, batch_size=batch_size, concurrency=concurrency)
+                try:
+                    yield cls(uploads, batch_size=batch_size, concurrency=concurrency)
+                finally:
+                    await uploads.chunks.close()
             finally:
                 await store.close()
         finally:
