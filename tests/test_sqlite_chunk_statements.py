@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -33,6 +33,8 @@ INCREMENT = (
     .values(value=counters.c.value + bindparam("step"))
     .returning(counters.c.value)
 )
+
+READ = select(counters.c.value).where(counters.c.id == bindparam("target"))
 
 
 def make_database(path: Path) -> str:
@@ -102,6 +104,21 @@ async def test_a_chunk_statement_waits_for_a_write_lock_held_elsewhere_and_appli
         other.close()
     assert rows == [{"value": 11}]  # after the other writer's change, applied exactly once
     assert counter_value(database) == 11
+
+
+async def test_a_read_does_not_wait_for_a_writer_and_sees_only_what_is_committed(
+    executor: DirectExecutor, database: Path
+) -> None:
+    read = executor.prepare(READ, [counters.c.value])
+    await executor.run(increment(executor), {"target": "a", "step": 5})
+    other = sqlite3.connect(database, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE counters SET value = 99 WHERE id = 'a'")  # not committed
+        rows = await executor.run(read, {"target": "a"})
+    finally:
+        other.close()  # rolls the other writer back
+    assert rows == [{"value": 5}]
 
 
 async def test_a_failed_chunk_statement_is_a_database_error_and_the_next_one_runs(

@@ -1,8 +1,9 @@
-"""The two statements of every PATCH: take the writer lease, commit the new offset.
+"""The two statements of every PATCH (take the writer lease, commit the new offset) and the read
+of every HEAD (the upload's row).
 
 They run directly on the driver (see `db.direct`): through an ORM session they cost more CPU than
-everything else the service does for a chunk. Both are conditional UPDATEs, so they keep their
-guarantees whichever process or node runs them:
+everything else the service does for a chunk. The two of a PATCH are conditional UPDATEs, so they
+keep their guarantees whichever process or node runs them:
 
 - taking the lease succeeds only when nobody holds it (or its holder's lease ran out), and
   returns the upload's row, so a writer needs no second read;
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, or_, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.attributes import instance_dict
@@ -41,6 +42,8 @@ _TAKE = (
     )
     .returning(*_ALL_COLUMNS)
 )
+
+_READ = select(*_ALL_COLUMNS).where(_videos.c.upload_id == bindparam("target_upload_id"))
 
 _ADVANCE = update(_videos).where(
     _videos.c.upload_id == bindparam("target_upload_id"),
@@ -85,6 +88,7 @@ class ChunkStatements:
     def __init__(self, engine: AsyncEngine) -> None:
         configure_mappers()  # `_loaded_video` bypasses the constructor, which would do this
         self._executor = DirectExecutor(engine)
+        self._read = self._executor.prepare(_READ, _ALL_COLUMNS)
         self._take = self._executor.prepare(_TAKE, _ALL_COLUMNS)
         self._advance_keeping = self._executor.prepare(
             _ADVANCE_KEEPING_LEASE, [_videos.c.upload_id]
@@ -92,6 +96,11 @@ class ChunkStatements:
         self._advance_releasing = self._executor.prepare(
             _ADVANCE_RELEASING_LEASE, [_videos.c.upload_id]
         )
+
+    async def read(self, upload_id: str) -> Video | None:
+        """The upload's row as it now stands (a detached `Video`), or None."""
+        rows = await self._executor.run(self._read, {"target_upload_id": upload_id})
+        return _loaded_video(rows[0]) if rows else None
 
     async def take_lease(
         self, upload_id: str, owner: str, now: datetime, until: datetime

@@ -15,8 +15,8 @@ What is left is running one statement as its own transaction on the driver conne
 trip with asyncpg (a statement outside a transaction commits by itself); on SQLite, a call on the
 event loop's own thread (`sqlite_inline`), or, when another connection holds the write lock, one
 trip to the pooled connection's worker thread (`sqlite_driver.Connection.run_alone`), which waits
-its turn. Every statement here has a RETURNING clause, so its rows also say how many rows it
-changed.
+its turn. Every change here has a RETURNING clause, so its rows also say how many rows it
+changed. A SELECT takes no lock on SQLite (WAL readers never wait) and is not a transaction.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from sqlalchemy import Column
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.util import greenlet_spawn
 
@@ -39,13 +40,14 @@ from video_upload.db.sqlite_inline import InlineSQLite
 
 log = logging.getLogger(__name__)
 Processor = Callable[[Any], Any] | None
+Statement = UpdateBase | Select[Any]  # an INSERT/UPDATE/DELETE ... RETURNING, or a SELECT
 
 
 class DirectStatement:
-    """An INSERT/UPDATE/DELETE ... RETURNING compiled for one dialect."""
+    """An INSERT/UPDATE/DELETE ... RETURNING, or a SELECT, compiled for one dialect."""
 
     def __init__(
-        self, statement: UpdateBase, returning: Sequence[Column[Any]], dialect: Dialect
+        self, statement: Statement, returning: Sequence[Column[Any]], dialect: Dialect
     ) -> None:
         compiled = statement.compile(dialect=dialect)
         if not compiled.positiontup:
@@ -120,7 +122,7 @@ class DirectExecutor:
         self.inline = InlineSQLite(database) if database is not None else None
         self._checkpoint: asyncio.Task[None] | None = None
 
-    def prepare(self, statement: UpdateBase, returning: Sequence[Column[Any]]) -> DirectStatement:
+    def prepare(self, statement: Statement, returning: Sequence[Column[Any]]) -> DirectStatement:
         return DirectStatement(statement, returning, self.dialect)
 
     async def run(

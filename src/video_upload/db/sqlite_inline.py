@@ -51,6 +51,7 @@ class InlineSQLite:
             return None
         try:
             rows = connection.execute(sql, parameters).fetchall()
+            wrote = connection.in_transaction  # a SELECT opens none
             connection.commit()
         except sqlite3.Error as error:
             with contextlib.suppress(sqlite3.Error):
@@ -59,7 +60,8 @@ class InlineSQLite:
                 return None
             self.close()  # not trusted again: the next call opens a new connection
             raise
-        self._commits += 1
+        if wrote:
+            self._commits += 1
         return rows
 
     def checkpoint_due(self) -> bool:

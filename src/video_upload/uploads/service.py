@@ -177,8 +177,8 @@ class UploadService:
         This is what a tus HEAD answers: a client asks where it stands when it is about to
         resume, so whatever its previous (stalled or dropped) PATCH received counts.
         """
-        async with self.database() as db:
-            video = await self.owned_upload(db, user_id, upload_id)
+        async with DirectCall():
+            video = self.check_owned(await self.chunks.read(upload_id), user_id)
         if not self.leases.is_busy(video) and not await self.recovery.lost_bytes(video):
             return video
         try:
@@ -195,8 +195,8 @@ class UploadService:
         """Append a chunk: two statements on the common path (take the lease, which returns
         the row; commit the offset, which gives the lease back)."""
         if self.locks.is_held(upload_id):  # a writer here may be pre-empted: owners only
-            async with self.database() as db:
-                await self.owned_upload(db, user_id, upload_id)
+            async with DirectCall():
+                self.check_owned(await self.chunks.read(upload_id), user_id)
         async with self.leases.exclusive(upload_id, preempt=True, user_id=user_id) as lease:
             video = await self.recovery.rewind_to_held(self.check_owned(lease.video, user_id))
             if video.concat == "final":
