@@ -4,8 +4,9 @@ It speaks just enough of the service's URLs for the benchmark client (session cr
 creation, HEAD, PATCH, DELETE) and does nothing else: a PATCH appends each body message to a file
 with `os.write`, as it arrives; no auth, no database and no fsync, unless asked for one of the
 local store's durability policies: `--fsync` fsyncs once per PATCH in a thread (what
-`LOCAL_STORAGE_FSYNC=chunk` does), `--durable` starts writeback after each PATCH and fsyncs when
-an upload reaches its `Upload-Length` (what the default, `finish`, does). It runs under uvicorn
+`LOCAL_STORAGE_FSYNC=chunk` does), `--durable` starts writeback after each PATCH (on the event
+loop's next turn, as the local store does) and fsyncs when an upload reaches its `Upload-Length`
+(what the default, `finish`, does). It runs under uvicorn
 exactly like `video-upload serve` does (`uvicorn.run(..., log_level="info")`, same loop and HTTP
 parser).
 
@@ -24,7 +25,7 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from video_upload.storage.writeback import start_writeback
+from video_upload.storage.writeback import start_writeback_soon
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -89,7 +90,7 @@ class Sink:
             if self.fsync:
                 await asyncio.to_thread(os.fsync, fd)
             elif self.durable and received:
-                start_writeback(fd, start, received)
+                start_writeback_soon(fd, start, received)
                 if start + received == self.lengths.get(upload_id):
                     await asyncio.to_thread(os.fsync, fd)
         finally:

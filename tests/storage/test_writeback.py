@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from video_upload.storage import local, writeback
+from video_upload.storage import writeback
 from video_upload.storage.base import StoredUpload
 from video_upload.storage.local import LocalStore
 
@@ -21,18 +21,35 @@ async def body(*chunks: bytes) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def test_each_write_starts_writeback_of_exactly_the_bytes_it_wrote(
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd")
+def test_each_write_starts_writeback_of_exactly_its_bytes_once_the_write_has_returned(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: list[tuple[int, int]] = []
-    monkeypatch.setattr(local, "start_writeback", lambda fd, start, n: started.append((start, n)))
+
+    def record(fd: int, start: int, length: int) -> None:
+        # the store closed its own descriptor long ago: this one is a duplicate of it
+        assert os.fstat(fd).st_ino == (tmp_path / "take").stat().st_ino
+        started.append((start, length))
+
+    monkeypatch.setattr(writeback, "start_writeback", record)
     store = LocalStore(tmp_path)
 
     async def scenario() -> None:
         await store.create("take")
+        before = open_descriptors()
         first = await store.write(StoredUpload("take", 0), body(b"a" * 700, b"b" * 300))
+        assert started == []  # not inside the write: on the event loop's next turn
+        await asyncio.sleep(0)
+        assert started == [(0, 1000)]
         await store.write(StoredUpload("take", first.offset), body(b"c" * 250))
         await store.write(StoredUpload("take", first.offset + 250), body())  # nothing to flush
+        await asyncio.sleep(0)
+        assert open_descriptors() == before  # every duplicate closed
 
     asyncio.run(scenario())
     assert started == [(0, 1000), (1000, 250)]

@@ -11,10 +11,11 @@ uploads cost little memory). When bytes reach the disk is the `sync` policy:
 - `finish` (the default): each write leaves its bytes in the operating system's page cache, which
   survives a crash of the service, and asks the kernel to start writing them to disk without
   waiting (`storage.writeback`); `finish` flushes the file before an upload is reported
-  complete (quickly, since most of it is on disk by then). A crash of the whole machine can
-  take away the unflushed tail of an unfinished upload: `held` then reports the file's real
-  length, the service moves the upload back to it, and the client sends that tail again.
-  Nothing is lost or corrupted, only re-sent.
+  complete (quickly, since most of it is on disk by then). The writeback is started on the
+  event loop's next turn, after the request that wrote the bytes has normally been answered.
+  A crash of the whole machine can take away the unflushed tail of an unfinished upload: `held`
+  then reports the file's real length, the service moves the upload back to it, and the client
+  sends that tail again. Nothing is lost or corrupted, only re-sent.
 - `chunk`: every write is flushed before it returns, so a committed offset never moves back; it
   costs an fsync per PATCH (see the README's benchmarks).
 
@@ -45,7 +46,7 @@ from video_upload.storage.base import (
     WriteResult,
     check_sidecar,
 )
-from video_upload.storage.writeback import start_writeback
+from video_upload.storage.writeback import start_writeback_soon
 
 READ_CHUNK = 256 * 1024
 
@@ -103,7 +104,7 @@ class LocalStore:
             if self.sync == "chunk":
                 await asyncio.to_thread(os.fsync, fd)
             elif offset > upload.offset:
-                start_writeback(fd, upload.offset, offset - upload.offset)
+                start_writeback_soon(fd, upload.offset, offset - upload.offset)
         except OSError as error:
             raise StorageError(f"cannot write upload file: {error.strerror}") from error
         finally:
