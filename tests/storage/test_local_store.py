@@ -82,3 +82,20 @@ def test_write_past_the_end_of_a_cut_file_fails_instead_of_padding_with_zeros(
 
     asyncio.run(scenario())
     assert (tmp_path / "take").read_bytes() == b"x" * 1000
+
+
+def test_a_write_drops_what_an_abandoned_write_left_past_the_committed_offset(
+    tmp_path: Path,
+) -> None:
+    store = LocalStore(tmp_path)
+
+    async def scenario() -> None:
+        await store.create("take")
+        committed = await store.write(StoredUpload("take", 0), body(b"a" * 1000))
+        # a write whose offset was never committed (the process died before the commit)
+        await store.write(StoredUpload("take", committed.offset), body(b"x" * 5000))
+        resent = await store.write(StoredUpload("take", committed.offset), body(b"b" * 300))
+        assert resent.offset == 1300
+
+    asyncio.run(scenario())
+    assert (tmp_path / "take").read_bytes() == b"a" * 1000 + b"b" * 300

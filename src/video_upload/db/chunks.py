@@ -73,6 +73,12 @@ def _loaded_video(row: dict[str, Any]) -> Video:
     return video
 
 
+def record_loaded(video: Video, values: dict[str, Any]) -> None:
+    """Set what a statement just committed on a detached `Video`, as loaded values: it is
+    never flushed (every change goes through a statement), so it needs no change tracking."""
+    instance_dict(video).update(values)
+
+
 @dataclass(frozen=True)
 class Progress:
     """Where a write left an upload, committed by `ChunkStatements.advance`."""

@@ -63,11 +63,16 @@ class LocalStore:
         self.buffer_size = buffer_size
         self.sync = sync
         self.root.mkdir(parents=True, exist_ok=True)
+        self._root = str(root)
 
     def path_for(self, key: str) -> Path:
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
+        """The file of upload `key`, as a string (the per-PATCH calls skip pathlib)."""
         if not key or "/" in key or "\\" in key or key.startswith("."):
             raise StorageError(f"invalid storage key {key!r}", retryable=False)
-        return self.root / key
+        return os.path.join(self._root, key)
 
     async def create(self, key: str) -> StoreState:
         path = self.path_for(key)
@@ -78,7 +83,7 @@ class LocalStore:
         return {}
 
     async def write(self, upload: StoredUpload, stream: ByteStream) -> WriteResult:
-        path = self.path_for(upload.key)
+        path = self._file(upload.key)
         # From offset 0 the file may be made again: a machine crash can take away a new file.
         flags = os.O_WRONLY | (os.O_CREAT if upload.offset == 0 else 0)
         try:
@@ -89,18 +94,17 @@ class LocalStore:
             raise StorageError(f"cannot open upload file: {error.strerror}") from error
         offset = upload.offset
         try:
-            _refuse_gap(fd, upload.offset)
-            os.ftruncate(fd, upload.offset)
-            os.lseek(fd, upload.offset, os.SEEK_SET)
+            if _refuse_gap(fd, upload.offset) > upload.offset:
+                os.ftruncate(fd, upload.offset)
             pending: list[bytes] = []
             pending_size = 0
             async for chunk in stream:
                 pending.append(chunk)
                 pending_size += len(chunk)
                 if pending_size >= self.buffer_size:
-                    offset += _write_all(fd, pending)
+                    offset = _write_all(fd, pending, offset)
                     pending, pending_size = [], 0
-            offset += _write_all(fd, pending)
+            offset = _write_all(fd, pending, offset)
             if self.sync == "chunk":
                 await asyncio.to_thread(os.fsync, fd)
             elif offset > upload.offset:
@@ -113,7 +117,7 @@ class LocalStore:
 
     async def held(self, upload: StoredUpload) -> int:
         try:
-            size = os.stat(self.path_for(upload.key)).st_size
+            size = os.stat(self._file(upload.key)).st_size
         except FileNotFoundError:
             size = 0
         except OSError as error:
@@ -218,23 +222,24 @@ class LocalStore:
         return None
 
 
-def _write_all(fd: int, chunks: list[bytes]) -> int:
-    """Write the chunks in order; returns the bytes written."""
-    total = 0
+def _write_all(fd: int, chunks: list[bytes], position: int) -> int:
+    """Write the chunks in order from `position`; returns the position after them."""
     for chunk in chunks:
         view = memoryview(chunk)
         while view:
-            written = os.write(fd, view)
+            written = os.pwrite(fd, view, position)
             view = view[written:]
-            total += written
-    return total
+            position += written
+    return position
 
 
-def _refuse_gap(fd: int, committed: int) -> None:
-    """Fail when the file is shorter than its committed offset (a machine crash took its
-    unflushed tail): writing or cutting at that offset would fill the gap with zeros."""
-    if os.fstat(fd).st_size < committed:
+def _refuse_gap(fd: int, committed: int) -> int:
+    """The file's size; fails when it is shorter than its committed offset (a machine crash
+    took its unflushed tail): writing or cutting at that offset would fill the gap with zeros."""
+    size = os.fstat(fd).st_size
+    if size < committed:
         raise OSError(0, "upload file is shorter than its committed offset")
+    return size
 
 
 def _truncate_and_flush(path: Path, size: int) -> None:
