@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+# Every SQLite connection of the service runs these after `journal_mode=WAL` (the pool's and the
+# per-chunk one of `db.sqlite_inline`): commits that do not wait for the disk, foreign keys on.
+SQLITE_PRAGMAS = ("synchronous=NORMAL", "foreign_keys=ON")
+
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
@@ -45,9 +49,9 @@ def create_engine(url: str) -> AsyncEngine:
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            for pragma in SQLITE_PRAGMAS:
+                cursor.execute(f"PRAGMA {pragma}")
             cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
         return engine

@@ -26,11 +26,14 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from video_upload.db.engine import SQLITE_PRAGMAS
+
 # Commits between the passive checkpoints the caller runs (SQLite's own default is one per 1,000
 # WAL pages; a chunk commit writes a few pages).
 CHECKPOINT_EVERY = 500
 
-PRAGMAS = ("synchronous=NORMAL", "foreign_keys=ON", "wal_autocheckpoint=0")
+# The service's own, then no automatic checkpoint (see above).
+PRAGMAS = (*SQLITE_PRAGMAS, "wal_autocheckpoint=0")
 
 
 class InlineSQLite:

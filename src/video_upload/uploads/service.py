@@ -157,8 +157,10 @@ class UploadService:
     # -- reading -------------------------------------------------------------------------
 
     async def get(self, user_id: str, upload_id: str) -> Video:
-        async with self.database() as db:
-            return await self.owned_upload(db, user_id, upload_id)
+        """The upload, owned by `user_id` and not expired, read with one direct statement."""
+        async with DirectCall():
+            row = await self.chunks.read(upload_id)
+        return self.check_owned(row, user_id)
 
     async def current(self, user_id: str, upload_id: str) -> Video:
         """The upload as a client about to resume it must see it: moved back first if its
@@ -177,8 +179,7 @@ class UploadService:
         This is what a tus HEAD answers: a client asks where it stands when it is about to
         resume, so whatever its previous (stalled or dropped) PATCH received counts.
         """
-        async with DirectCall():
-            video = self.check_owned(await self.chunks.read(upload_id), user_id)
+        video = await self.get(user_id, upload_id)
         if not self.leases.is_busy(video) and not await self.recovery.lost_bytes(video):
             return video
         try:
@@ -195,8 +196,7 @@ class UploadService:
         """Append a chunk: two statements on the common path (take the lease, which returns
         the row; commit the offset, which gives the lease back)."""
         if self.locks.is_held(upload_id):  # a writer here may be pre-empted: owners only
-            async with DirectCall():
-                self.check_owned(await self.chunks.read(upload_id), user_id)
+            await self.get(user_id, upload_id)
         async with self.leases.exclusive(upload_id, preempt=True, user_id=user_id) as lease:
             video = await self.recovery.rewind_to_held(self.check_owned(lease.video, user_id))
             if video.concat == "final":
