@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import os
 import secrets
 import shutil
@@ -38,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 from starlette.types import ASGIApp, Message
 
+from bench.client import mint_token, tus_metadata
 from bench.sink import Sink
 from bench.stats import MIB
 
@@ -90,10 +89,7 @@ async def _patch(
 
 async def _create(app: ASGIApp, headers: dict[str, str], length: int, session: str) -> str:
     """A new upload of `length` bytes: its path."""
-    metadata = ",".join(
-        f"{key} {base64.b64encode(value.encode()).decode()}"
-        for key, value in {"session_id": session, "filename": "take.mp4"}.items()
-    )
+    metadata = tus_metadata(session_id=session, filename="take.mp4")
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
         response = await client.post(
@@ -196,11 +192,10 @@ async def measure(args: argparse.Namespace) -> None:
         ("sink", Sink(base / "sink")),
         ("sink_durable", Sink(base / "durable", durable=True)),
     ]
-    token = jwt.encode({"sub": "bench", "exp": int(time.time()) + 3600}, secret, "HS256")
-    headers = {"Authorization": f"Bearer {token}", "Tus-Resumable": "1.0.0"}
+    headers = {"Authorization": f"Bearer {mint_token(secret, 'bench')}", "Tus-Resumable": "1.0.0"}
     chunk = os.urandom(args.chunk_mib * MIB)
     message_size = args.message_kib * 1024
-    results: dict[str, list[float]] = {"service": [], "sink": [], "sink_durable": []}
+    results: dict[str, list[float]] = {name: [] for name, _ in targets}
     try:
         async with service.router.lifespan_context(service):
             session = await _open_session(service, headers)
@@ -213,17 +208,14 @@ async def measure(args: argparse.Namespace) -> None:
                     if name == "service" and round_number > 0 and SPENT:
                         sections = ", ".join(
                             f"{label} {1e3 * spent / args.patches:.3f}"
-                            for label, spent in sorted(SPENT.items(), key=_section_order)
+                            for label in SECTIONS
+                            if (spent := SPENT.get(label)) is not None
                         )
                         print(f"  round {round_number} service sections, ms per PATCH: {sections}")
                     _remove_files(settings.local_storage_path, base / "sink", base / "durable")
     finally:
         shutil.rmtree(base, ignore_errors=True)
     _report(args, results)
-
-
-def _section_order(item: tuple[str, float]) -> int:
-    return list(SECTIONS).index(item[0]) if item[0] in SECTIONS else len(SECTIONS)
 
 
 def _remove_files(*folders: Path) -> None:
@@ -234,7 +226,9 @@ def _remove_files(*folders: Path) -> None:
 
 
 def _report(args: argparse.Namespace, results: dict[str, list[float]]) -> None:
-    service, sink, durable = (statistics.median(results[name]) for name in results)
+    service, sink, durable = (
+        statistics.median(results[name]) for name in ("service", "sink", "sink_durable")
+    )
     print(
         f"{args.chunk_mib} MiB PATCHes in {args.message_kib} KiB messages, "
         f"{args.patches} PATCHes x {args.rounds} rounds, median CPU ms per PATCH:"
