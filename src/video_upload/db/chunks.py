@@ -51,18 +51,24 @@ _ADVANCE = update(_videos).where(
     _videos.c.status != "expired",  # a cleaner expired it; its storage may already be gone
     _videos.c.lock_owner == bindparam("lease_owner"),  # fencing
 )
+_UPLOADING = "uploading"
 _PROGRESS = {
     "upload_offset": bindparam("new_offset"),
     "upload_metadata": bindparam("new_state"),
     "upload_length": bindparam("new_length"),
     "upload_expires_at": bindparam("new_expires_at"),
-    "status": "uploading",
+    "status": _UPLOADING,
     "updated_at": bindparam("now"),
 }
+_LEASE_GIVEN_BACK: dict[str, Any] = {
+    "lock_owner": None,
+    "lock_expires_at": None,
+    "lock_stop_requested": False,
+}
 _ADVANCE_KEEPING_LEASE = _ADVANCE.values(**_PROGRESS).returning(_videos.c.upload_id)
-_ADVANCE_RELEASING_LEASE = _ADVANCE.values(
-    **_PROGRESS, lock_owner=None, lock_expires_at=None, lock_stop_requested=False
-).returning(_videos.c.upload_id)
+_ADVANCE_RELEASING_LEASE = _ADVANCE.values(**_PROGRESS, **_LEASE_GIVEN_BACK).returning(
+    _videos.c.upload_id
+)
 
 
 def _loaded_video(row: dict[str, Any]) -> Video:
@@ -71,12 +77,6 @@ def _loaded_video(row: dict[str, Any]) -> Video:
     video: Video = Video.__mapper__.class_manager.new_instance()
     instance_dict(video).update(row)
     return video
-
-
-def record_loaded(video: Video, values: dict[str, Any]) -> None:
-    """Set what a statement just committed on a detached `Video`, as loaded values: it is
-    never flushed (every change goes through a statement), so it needs no change tracking."""
-    instance_dict(video).update(values)
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,23 @@ class ChunkStatements:
             },
         )
         return len(rows) == 1
+
+    @staticmethod
+    def record_advance(video: Video, progress: Progress, *, lease_released: bool) -> None:
+        """Set on a detached `Video` what `advance` just committed (the columns it sets, and
+        the lease's when it gave the lease back), as loaded values: the row is never flushed
+        (every change goes through a statement), so it needs no change tracking."""
+        values: dict[str, Any] = {
+            "upload_offset": progress.offset,
+            "upload_metadata": progress.state,
+            "upload_length": progress.length,
+            "upload_expires_at": progress.expires_at,
+            "status": _UPLOADING,
+            "updated_at": progress.at,
+        }
+        if lease_released:
+            values.update(_LEASE_GIVEN_BACK)
+        instance_dict(video).update(values)
 
     async def close(self) -> None:
         """Release what running the statements holds (SQLite: the inline connection)."""

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from video_upload.config import Settings
-from video_upload.db.chunks import ChunkStatements, Progress, record_loaded
+from video_upload.db.chunks import ChunkStatements, Progress
 from video_upload.db.models import Video
 from video_upload.db.repository import SessionRepository, VideoRepository
 from video_upload.errors import (
@@ -275,17 +275,7 @@ class UploadService:
             await self._discard(committed, result)
             raise ERR_OFFSET_MISMATCH.with_message("another request wrote to this upload first")
         lease.released = not finishing
-        recorded: dict[str, Any] = {
-            "upload_offset": progress.offset,
-            "upload_metadata": progress.state,
-            "upload_length": progress.length,
-            "upload_expires_at": progress.expires_at,
-            "status": "uploading",
-            "updated_at": progress.at,
-        }
-        if lease.released:
-            recorded.update(lock_owner=None, lock_expires_at=None, lock_stop_requested=False)
-        record_loaded(video, recorded)
+        self.chunks.record_advance(video, progress, lease_released=lease.released)
         return video
 
     async def _finish(self, video: Video) -> Video:
