@@ -15,16 +15,33 @@ Each round's files are deleted afterwards, so the next round writes into recycle
 pages: on this benchmark's VM, writing into memory the guest had not touched before cost up to
 four times as much per byte and made single runs bimodal.
 
-`--sections` adds where the service's time goes: the store's write (which includes receiving the
-body), its system calls, and each SQLite statement, by timing wrappers (about 1 µs per wrapped
-call; they are installed only for that option). Nothing here is a test or a target: it explains
-the throughput section's numbers; it does not replace them.
+`--sections` adds where the service's time goes: authentication, taking the lease and
+committing the offset (each with its statement), the check for bytes lost in a machine crash,
+the store's write (which includes receiving the body) and its system calls, the SQLite statements
+and the conversion of their values, the whole PATCH handler, and the writeback started after the
+response, by timing wrappers (about 1 µs per wrapped call; they are installed only for that
+option). `--chunk-kib 4` makes the body negligible, so what is left is the service's fixed cost
+per PATCH.
+
+`--what-if NAME` adds a variant of the service as a fourth target, to weigh a redesign before
+making it. Variants change the running service in ways that drop a guarantee, so they exist only
+here, never as a setting:
+
+- `select-take`: the lease is not taken (a plain SELECT reads the row) and the commit is not
+  fenced: what the lease would cost if it were an operating-system lock instead of a row (which
+  would do for SQLite, whose writers all share one machine);
+- `no-held-check`: a PATCH does not check the store for bytes lost in a machine crash before
+  writing (the write would have to find out instead).
+
+Nothing here is a test or a target: it explains the throughput section's numbers; it does not
+replace them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -46,10 +63,18 @@ from bench.stats import MIB
 TUS_PATH = "/api/v1/videos/tus"
 SPENT: defaultdict[str, float] = defaultdict(float)  # seconds per section, with --sections
 SECTIONS = (
+    HANDLER := "PATCH handler (what follows, but the writeback)",
+    AUTH := "authentication",
+    TAKE := "lease taken (its statement included)",
+    HELD := "check for bytes lost in a crash",
     STORE := "store write (receiving the body included)",
     PWRITE := "of which pwrite",
+    COMMIT := "offset committed (its statement included)",
     SQLITE := "SQLite statements (2 per PATCH)",
+    VALUES := "their values converted",
+    WRITEBACK := "writeback started (after the response)",
 )
+WHAT_IF = ("select-take", "no-held-check")
 
 
 async def _patch(
@@ -134,7 +159,7 @@ async def _round(
 
 
 def _time_sync(owner: Any, name: str, label: str) -> None:
-    function = getattr(owner, name)
+    function = _get(owner, name)
 
     def timed(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -143,11 +168,22 @@ def _time_sync(owner: Any, name: str, label: str) -> None:
         finally:
             SPENT[label] += time.perf_counter() - started
 
-    setattr(owner, name, timed)
+    _set(owner, name, timed)
+
+
+def _get(owner: Any, name: str) -> Any:
+    return owner[name] if isinstance(owner, dict) else getattr(owner, name)
+
+
+def _set(owner: Any, name: str, value: Any) -> None:
+    if isinstance(owner, dict):
+        owner[name] = value
+    else:
+        setattr(owner, name, value)
 
 
 def _time_async(owner: Any, name: str, label: str) -> None:
-    function: Callable[..., Awaitable[Any]] = getattr(owner, name)
+    function: Callable[..., Awaitable[Any]] = _get(owner, name)
 
     async def timed(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -156,66 +192,135 @@ def _time_async(owner: Any, name: str, label: str) -> None:
         finally:
             SPENT[label] += time.perf_counter() - started
 
-    setattr(owner, name, timed)
+    _set(owner, name, timed)
 
 
 def _install_section_timers() -> None:
+    from video_upload.auth import Authenticator
+    from video_upload.db.direct import DirectStatement
     from video_upload.db.sqlite_inline import InlineSQLite
+    from video_upload.storage import writeback
     from video_upload.storage.local import LocalStore
+    from video_upload.tus import fast_path
+    from video_upload.uploads.leases import WriterLeases
+    from video_upload.uploads.recovery import CrashRecovery
+    from video_upload.uploads.service import UploadService
 
+    _time_async(fast_path.HANDLERS, "PATCH", HANDLER)
+    _time_sync(Authenticator, "user_from_header", AUTH)
+    _time_async(WriterLeases, "_take", TAKE)
+    _time_async(CrashRecovery, "rewind_to_held", HELD)
     _time_async(LocalStore, "write", STORE)
     _time_sync(os, "pwrite", PWRITE)  # only the local store calls it
+    _time_async(UploadService, "_commit_write", COMMIT)
     _time_sync(InlineSQLite, "run", SQLITE)
+    _time_sync(DirectStatement, "parameters", VALUES)
+    _time_sync(DirectStatement, "row", VALUES)
+    _time_sync(writeback, "start_writeback", WRITEBACK)
+
+
+def _apply_what_if(app: Any, name: str) -> None:
+    """Change the running service `app` as the variant `name` says (see the module's doc)."""
+    from sqlalchemy import bindparam, update
+
+    from video_upload.db import chunks as statements
+
+    service = app.state.services.uploads
+    if name == "no-held-check":
+
+        async def as_read(video: Any) -> Any:
+            return video
+
+        service.recovery.rewind_to_held = as_read
+        return
+    chunks = service.chunks
+    videos = statements._videos
+    unfenced = (
+        update(videos)
+        .where(
+            videos.c.upload_id == bindparam("target_upload_id"),
+            videos.c.upload_offset == bindparam("expected_offset"),
+            videos.c.status != "expired",
+            bindparam("lease_owner").is_not(None),  # supplied, not compared: no lease row
+        )
+        .values(**statements._PROGRESS)
+        .returning(videos.c.upload_id)
+    )
+    prepared = chunks._executor.prepare(unfenced, [videos.c.upload_id])
+    chunks._advance_keeping = chunks._advance_releasing = prepared
+
+    async def read_instead(upload_id: str, owner: str, now: Any, until: Any) -> Any:
+        return await chunks.read(upload_id)
+
+    chunks.take_lease = read_instead
+
+
+def _settings(base: Path, secret: str, max_mb: int) -> Any:
+    from video_upload.config import Settings
+
+    return Settings(
+        data_dir=base,
+        local_storage_path=base / "uploads",
+        jwt_secret=secret,
+        database_url=f"sqlite+aiosqlite:///{base / 'video-upload.db'}",
+        video_probe=False,
+        max_video_size_mb=max_mb,
+    )
 
 
 async def measure(args: argparse.Namespace) -> None:
     from video_upload.app import create_app
-    from video_upload.config import Settings
     from video_upload.db.engine import migrate
 
     if args.sections:
         _install_section_timers()
     base = Path(tempfile.mkdtemp(prefix="bench-inprocess-", dir=args.dir))
     secret = secrets.token_hex(32)
-    settings = Settings(
-        data_dir=base,
-        local_storage_path=base / "uploads",
-        jwt_secret=secret,
-        database_url=f"sqlite+aiosqlite:///{base / 'video-upload.db'}",
-        video_probe=False,
-        max_video_size_mb=args.chunk_mib * args.patches + 1,
-    )
-    await asyncio.to_thread(migrate, settings.resolved_database_url)
-    service = create_app(settings)
+    chunk = os.urandom(args.chunk_kib * 1024 if args.chunk_kib else args.chunk_mib * MIB)
+    max_mb = len(chunk) * args.patches // MIB + 1
+    services = {"service": _settings(base, secret, max_mb)}
+    if args.what_if:
+        services[f"what-if {args.what_if}"] = _settings(base / "what-if", secret, max_mb)
+    apps = {name: create_app(settings) for name, settings in services.items()}
+    for settings in services.values():
+        await asyncio.to_thread(migrate, settings.resolved_database_url)
     targets: list[tuple[str, ASGIApp]] = [
-        ("service", service),
+        *apps.items(),
         ("sink", Sink(base / "sink")),
         ("sink_durable", Sink(base / "durable", durable=True)),
     ]
     headers = {"Authorization": f"Bearer {mint_token(secret, 'bench')}", "Tus-Resumable": "1.0.0"}
-    chunk = os.urandom(args.chunk_mib * MIB)
     message_size = args.message_kib * 1024
     results: dict[str, list[float]] = {name: [] for name, _ in targets}
+    folders = [s.local_storage_path for s in services.values()] + [base / "sink", base / "durable"]
     try:
-        async with service.router.lifespan_context(service):
-            session = await _open_session(service, headers)
+        async with contextlib.AsyncExitStack() as running:
+            sessions: dict[str, str] = {}
+            for name, service in apps.items():
+                await running.enter_async_context(service.router.lifespan_context(service))
+                sessions[name] = await _open_session(service, headers)
+            if args.what_if:
+                _apply_what_if(apps[f"what-if {args.what_if}"], args.what_if)
             for round_number in range(args.rounds + 1):  # the first round warms up
                 for name, app in targets:
                     SPENT.clear()
+                    session = sessions.get(name, "")
                     cpu = await _round(app, headers, session, chunk, message_size, args.patches)
                     if round_number > 0:
                         results[name].append(cpu)
                     if name == "service" and round_number > 0 and SPENT:
-                        sections = ", ".join(
-                            f"{label} {1e3 * spent / args.patches:.3f}"
-                            for label in SECTIONS
-                            if (spent := SPENT.get(label)) is not None
-                        )
-                        print(f"  round {round_number} service sections, ms per PATCH: {sections}")
-                    _remove_files(settings.local_storage_path, base / "sink", base / "durable")
+                        _print_sections(round_number, args.patches)
+                    _remove_files(*folders)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    _report(args, results)
+    _report(args, len(chunk), results)
+
+
+def _print_sections(round_number: int, patches: int) -> None:
+    print(f"  round {round_number} service sections, ms per PATCH:")
+    for label in SECTIONS:
+        if (spent := SPENT.get(label)) is not None:
+            print(f"    {label:<48} {1e3 * spent / patches:7.3f}")
 
 
 def _remove_files(*folders: Path) -> None:
@@ -225,20 +330,22 @@ def _remove_files(*folders: Path) -> None:
                 entry.unlink()
 
 
-def _report(args: argparse.Namespace, results: dict[str, list[float]]) -> None:
-    service, sink, durable = (
-        statistics.median(results[name]) for name in ("service", "sink", "sink_durable")
-    )
+def _report(args: argparse.Namespace, chunk_size: int, results: dict[str, list[float]]) -> None:
+    size = f"{chunk_size // 1024} KiB" if chunk_size < MIB else f"{chunk_size // MIB} MiB"
     print(
-        f"{args.chunk_mib} MiB PATCHes in {args.message_kib} KiB messages, "
+        f"{size} PATCHes in {args.message_kib} KiB messages, "
         f"{args.patches} PATCHes x {args.rounds} rounds, median CPU ms per PATCH:"
     )
-    print(f"  service   {1e3 * service:.3f}   (rounds: {_ms(results['service'])})")
-    print(f"  raw sink  {1e3 * sink:.3f}   (rounds: {_ms(results['sink'])})")
-    print(
-        f"  sink flushed at the end  {1e3 * durable:.3f}   (rounds: {_ms(results['sink_durable'])})"
-    )
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    for name, values in results.items():
+        label = {"sink": "raw sink", "sink_durable": "sink flushed at the end"}.get(name, name)
+        print(f"  {label:<28} {1e3 * medians[name]:.3f}   (rounds: {_ms(values)})")
+    service, durable = medians["service"], medians["sink_durable"]
     print(f"  service minus sink flushed at the end: {1e3 * (service - durable):.3f} ms per PATCH")
+    if args.what_if:
+        variant = medians[f"what-if {args.what_if}"]
+        difference = 1e3 * (variant - service)
+        print(f"  what-if {args.what_if} minus service: {difference:.3f} ms per PATCH")
 
 
 def _ms(values: list[float]) -> str:
@@ -248,11 +355,13 @@ def _ms(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunk-mib", type=int, default=1, help="PATCH size (default 1 MiB)")
+    parser.add_argument("--chunk-kib", type=int, default=0, help="PATCH size in KiB instead")
     parser.add_argument("--message-kib", type=int, default=64, help="ASGI body message size")
     parser.add_argument("--patches", type=int, default=200, help="PATCHes per round")
     parser.add_argument("--rounds", type=int, default=5, help="counted rounds per target")
     parser.add_argument("--dir", default=None, help="where the files go (default: system temp)")
     parser.add_argument("--sections", action="store_true", help="time the service's sections")
+    parser.add_argument("--what-if", choices=WHAT_IF, help="add a variant of the service")
     args = parser.parse_args()
     import uvloop
 
