@@ -240,8 +240,7 @@ def _apply_what_if(app: Any, name: str) -> None:
         .where(
             videos.c.upload_id == bindparam("target_upload_id"),
             videos.c.upload_offset == bindparam("expected_offset"),
-            videos.c.status != "expired",
-            bindparam("lease_owner").is_not(None),  # supplied, not compared: no lease row
+            videos.c.status != "expired",  # and no lease owner to compare
         )
         .values(**statements._PROGRESS)
         .returning(videos.c.upload_id)
