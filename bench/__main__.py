@@ -49,6 +49,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--server-pythonpath",
         help="put this directory first on the service's PYTHONPATH (e.g. a scratch copy's src/)",
     )
+    parser.add_argument(
+        "--variant-pythonpath",
+        help="throughput only: also run the service from this directory (a changed copy's src/), "
+        "as the target service_variant, in the same rounds as the service",
+    )
     parser.add_argument("--results-dir", type=Path, default=report.RESULTS_DIR)
     parser.add_argument("--no-save", action="store_true", help="print only; write no files")
     args = parser.parse_args(argv)
@@ -67,6 +72,11 @@ async def _throughput(args: argparse.Namespace) -> dict[str, Any]:
             stack.enter_context(targets.sink("sink_durable", durable=True)),
             stack.enter_context(targets.service("service")),
         ]
+        if args.variant_pythonpath:
+            variant = args.variant_pythonpath
+            chosen.append(
+                stack.enter_context(targets.service("service_variant", pythonpath=variant))
+            )
         reason = pg.unavailable()
         if reason is None:
             chosen.append(
@@ -139,6 +149,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine.describe(),
         "source": machine.source(),
         "server_pythonpath": args.server_pythonpath,
+        "variant_pythonpath": args.variant_pythonpath,
         "sections": {},
         "section_seconds": {},
         "load_average": {},
@@ -165,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.server_pythonpath:
         targets.SERVER_PYTHONPATH[:] = [str(Path(args.server_pythonpath).resolve())]
+    if args.variant_pythonpath:
+        args.variant_pythonpath = str(Path(args.variant_pythonpath).resolve())
     results = asyncio.run(run(args))
     log("")
     log(report.table(results))

@@ -14,7 +14,14 @@ from typing import Any
 from bench.stats import MIB
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-THROUGHPUT_TARGETS = ("sink", "sink_fsync", "sink_durable", "service", "service_postgres")
+THROUGHPUT_TARGETS = (
+    "sink",
+    "sink_fsync",
+    "sink_durable",
+    "service",
+    "service_variant",
+    "service_postgres",
+)
 
 
 def _num(value: Any, fmt: str = ".2f") -> str:
@@ -54,6 +61,13 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
             durable = throughput[key].get("ratio_vs_sink_durable")
             if durable is not None:  # for reading the above: the same durability on both sides
                 add(f"  (service / sink flushed at the end, {label})", "-", durable, None)
+            variant = throughput[key].get("ratio_variant_vs_sink")
+            against = throughput[key].get("paired_variant_vs_service")
+            if variant is not None and against:  # --variant-pythonpath: the change weighed
+                add(f"  (variant / raw sink, {label})", "-", variant, None)
+                middle = against[len(against) // 2]
+                spread = f"{against[0]:.2f} to {against[-1]:.2f}"
+                add(f"  (variant / service per round: {spread}; middle)", "-", middle, None)
     concurrent = throughput.get("concurrent_8", {}).get("targets", {}).get("service")
     if concurrent:
         rss = concurrent["rss_peak_mib"]
@@ -117,6 +131,7 @@ def table(results: dict[str, Any]) -> str:
                     continue
                 ratio = {
                     "service": entry.get("ratio_vs_sink"),
+                    "service_variant": entry.get("ratio_variant_vs_sink"),
                     "service_postgres": entry.get("ratio_postgres_vs_sink"),
                 }.get(name)
                 rows.append(

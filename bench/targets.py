@@ -70,9 +70,11 @@ def service(
     *,
     database: str = "sqlite",
     extra_env: Mapping[str, str] | None = None,
+    pythonpath: str | None = None,
 ) -> Iterator[Target]:
     """`video-upload serve` with `database` ("sqlite" or "postgres") and the local store unless
-    `extra_env` says otherwise."""
+    `extra_env` says otherwise; its code from `pythonpath` first when given (else from
+    `--server-pythonpath`, else this checkout)."""
     with ExitStack() as stack:
         workdir = stack.enter_context(_workdir(name))
         secret = secrets.token_urlsafe(32)
@@ -87,7 +89,8 @@ def service(
         if database == "postgres":
             env["DATABASE_URL"] = stack.enter_context(throwaway_database())
         env.update(extra_env or {})
-        pythonpath = SERVER_PYTHONPATH[0] if SERVER_PYTHONPATH else None
+        if pythonpath is None and SERVER_PYTHONPATH:
+            pythonpath = SERVER_PYTHONPATH[0]
         proc = start_service(workdir, env, pythonpath=pythonpath)
         stack.callback(proc.stop)
         yield Target(name, proc, workdir, secret)

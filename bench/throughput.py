@@ -106,7 +106,7 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
 
 
 def paired_ratios(service: list[RunResult], sink: list[RunResult]) -> list[float]:
-    """Service MB/s over sink MB/s, round by round, sorted."""
+    """Service MB/s over sink MB/s (or any two targets'), round by round, sorted."""
     return sorted(a.mb_per_s / b.mb_per_s for a, b in zip(service, sink, strict=True))
 
 
@@ -149,6 +149,12 @@ async def measure(
             entry["ratio_vs_sink_durable"] = (
                 summary["service"]["mb_per_s"] / summary["sink_durable"]["mb_per_s"]
             )
+        if "service_variant" in summary and "service" in summary:
+            variant, baseline = collected["service_variant"], collected["service"]
+            entry["ratio_variant_vs_sink"] = (
+                summary["service_variant"]["mb_per_s"] / summary["sink"]["mb_per_s"]
+            )
+            entry["paired_variant_vs_service"] = paired_ratios(variant, baseline)
         if "service_postgres" in summary and "sink" in summary:
             entry["ratio_postgres_vs_sink"] = (
                 summary["service_postgres"]["mb_per_s"] / summary["sink"]["mb_per_s"]
