@@ -3,7 +3,7 @@
 Scenarios: one upload in 5 MiB PATCHes, one in 1 MiB PATCHes, and several concurrent uploads in
 5 MiB PATCHes. For each, every target (raw sink, raw sink with an fsync per PATCH, raw sink flushed
 like the local store's default, the service on SQLite and on
-PostgreSQL) runs in turn,
+PostgreSQL, and with `--variant-pythonpath` a changed copy of the service) runs in turn,
 `runs` times, interleaved so that drift on the machine hits all targets alike, after one round
 that is not counted (it warms each server up: its first upload pays for fresh memory and caches).
 A run reports MB/s (10^6 bytes per second, creation to last PATCH answered), the server's CPU
