@@ -3,13 +3,18 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 JS_DIR := tests/js
 WEB_DIR := web
 
-.PHONY: setup setup-python setup-js setup-web setup-browser run test check lint bench
+.PHONY: setup setup-python setup-bench setup-js setup-web setup-browser run test check bench
 
 setup: setup-python setup-js setup-web
 
 setup-python:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
+
+# The benchmark's own dependencies (matplotlib, psutil, py-spy, moto). The checks and the tests
+# cover bench/ too, so `make test` installs them.
+setup-bench: setup-python
+	$(UV) sync --frozen --group bench
 
 setup-js:
 	@if [ -f $(JS_DIR)/package.json ]; then \
@@ -31,13 +36,13 @@ run: setup-python
 	@$(MAKE) --no-print-directory setup-web || echo "warning: the upload page at / needs npm (make setup-web); the API works without it"
 	$(UV) run video-upload serve --host 127.0.0.1 --port 8000
 
-check: setup-python
-	$(UV) run ruff check src tests
-	$(UV) run ruff format --check src tests
-	$(UV) run mypy
+check: setup-bench
+	$(UV) run --frozen --group bench ruff check src tests bench
+	$(UV) run --frozen --group bench ruff format --check src tests bench
+	$(UV) run --frozen --group bench mypy
 
-test: setup setup-browser check
-	$(UV) run pytest -q -p no:cacheprovider
+test: setup setup-bench setup-browser check
+	$(UV) run --frozen --group bench pytest -q -p no:cacheprovider
 
-bench: setup-python
-	$(UV) run --group bench python -m bench $(BENCH_ARGS)
+bench: setup-bench
+	$(UV) run --frozen --group bench python -m bench $(BENCH_ARGS)

@@ -1,4 +1,4 @@
-"""`python -m bench`: run every benchmark section and report (see bench/README-section.md).
+"""`python -m bench`: run every benchmark section and report (see the README's Benchmarks section).
 
     uv run --group bench python -m bench            # full run (about 4 minutes on 2 cores)
     uv run --group bench python -m bench --quick    # reduced sizes and repetitions (smoke test)

@@ -120,6 +120,7 @@ def test_tuspy_uploads_a_multi_chunk_file_with_checksums(
     )
     uploader.upload()
     assert uploader.offset == len(data)
+    assert uploader.url is not None
     assert complete_and_read(client, user.bearer, uploader.url) == data
 
 

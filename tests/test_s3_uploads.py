@@ -17,6 +17,7 @@ from video_upload.config import Settings
 from video_upload.db.engine import migrate
 from video_upload.storage.base import StorageError, StoredUpload, UploadStore, WriteResult
 from video_upload.storage.factory import open_store
+from video_upload.storage.s3 import S3Store
 
 MIB = 1024 * 1024
 
@@ -58,7 +59,7 @@ def s3_server(
     migrate(settings.resolved_database_url)
 
     async def opener(configured: Settings) -> UploadStore:
-        return CrashAfterWrite(await open_store(configured))  # type: ignore[return-value]
+        return CrashAfterWrite(await open_store(configured))
 
     live = start_server(request.param, settings, store_opener=opener)
     yield live
@@ -85,6 +86,7 @@ def bucket_of(server: LiveServer) -> tuple[str, str]:
 def counts(server: LiveServer) -> dict[str, int]:
     store = server.store
     inner = getattr(store, "inner", store)
+    assert isinstance(inner, S3Store)
     return dict(inner.request_counts)
 
 

@@ -1,0 +1,147 @@
+"""The benchmark tool (`bench/`, `make bench`): what it counts and how it judges the targets.
+
+Its numbers are what the performance work is planned on, so the parts that turn measurements
+into verdicts are tested here, and one reduced run (`--quick`) proves the command still starts
+its servers, measures and saves. No speed is asserted: speed goals live in the benchmark itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.report import checks
+from bench.s3proxy import operation
+from bench.stats import percentile
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "copy_source", "expected"),
+    [
+        ("PUT", "/videos/abc?partNumber=3&uploadId=u1", False, "UploadPart"),
+        ("PUT", "/videos/abc?partNumber=3&uploadId=u1", True, "UploadPartCopy"),
+        ("PUT", "/videos/abc.staged", False, "PutObject"),
+        ("PUT", "/videos", False, "CreateBucket"),
+        ("POST", "/videos/abc?uploads", False, "CreateMultipartUpload"),
+        ("POST", "/videos/abc?uploadId=u1", False, "CompleteMultipartUpload"),
+        ("POST", "/videos?delete", False, "DeleteObjects"),
+        ("GET", "/videos/abc", False, "GetObject"),
+        ("GET", "/videos/abc?uploadId=u1", False, "ListParts"),
+        ("GET", "/videos?list-type=2&prefix=x", False, "ListObjectsV2"),
+        ("HEAD", "/videos/abc", False, "HeadObject"),
+        ("DELETE", "/videos/abc?uploadId=u1", False, "AbortMultipartUpload"),
+        ("DELETE", "/videos/abc", False, "DeleteObject"),
+    ],
+)
+def test_s3_proxy_files_each_request_under_its_s3_operation(
+    method: str, target: str, copy_source: bool, expected: str
+) -> None:
+    assert operation(method, target, copy_source) == expected
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.50) == 50
+    assert percentile(values, 0.99) == 99
+    assert percentile([4.0, 1.0, 3.0, 2.0], 0.50) == 2
+
+
+def _throughput_entry(label: str, ratio: float, paired: list[float]) -> dict[str, Any]:
+    return {"label": label, "ratio_vs_sink": ratio, "paired_ratios_vs_sink": paired}
+
+
+def _verdicts(sections: dict[str, Any]) -> dict[str, bool | None]:
+    return {check["name"]: check["met"] for check in checks({"sections": sections})}
+
+
+def test_throughput_targets_are_met_only_at_or_above_the_issue_floors() -> None:
+    sections = {
+        "throughput": {
+            "single_5mib": _throughput_entry("5 MiB", 0.89, [0.82, 0.88, 0.9, 0.91, 1.0]),
+            "single_1mib": _throughput_entry("1 MiB", 0.75, [0.7, 0.75, 0.8]),
+        }
+    }
+    verdicts = _verdicts(sections)
+    assert verdicts["service / raw sink, 5 MiB"] is False
+    assert verdicts["service / raw sink, 1 MiB"] is True
+    # the round-by-round line says how many rounds met the floor, so a lucky median shows
+    assert "  (paired per round: 0.82 to 1.00; 3/5 rounds >= 0.9)" in verdicts
+    assert "  (paired per round: 0.70 to 0.80; 2/3 rounds >= 0.75)" in verdicts
+
+
+def test_memory_target_is_150_megabytes_not_mebibytes() -> None:
+    def verdict(rss_mib: float) -> bool | None:
+        entry = {"label": "8 x 64 MiB", "targets": {"service": {"rss_peak_mib": rss_mib}}}
+        return _verdicts({"throughput": {"concurrent_8": entry}})["service peak RSS, 8 x 64 MiB"]
+
+    assert verdict(143.0) is True
+    assert verdict(143.1) is False
+
+
+def test_s3_part_target_fails_when_an_aligned_patch_sends_anything_besides_its_part() -> None:
+    def verdict(parts_per_patch: float, most_requests_in_a_patch: int) -> bool | None:
+        by_chunk = {
+            "5mib": {
+                "upload_part_per_patch_mean": parts_per_patch,
+                "requests_per_patch_max": most_requests_in_a_patch,
+            }
+        }
+        return _verdicts({"s3": {"by_chunk": by_chunk}})["S3 UploadParts per aligned 5 MiB PATCH"]
+
+    assert verdict(1.0, 1) is True
+    assert verdict(1.0, 2) is False
+    assert verdict(1.2, 1) is False
+
+
+def test_quick_benchmark_run_measures_each_section_and_saves_json_and_chart(
+    tmp_path: Path,
+) -> None:
+    """`python -m bench --quick`, as the README documents it, minus the profiler and the slow
+    clients (the longest sections): every server starts, every section measures, the results
+    are written as JSON and drawn as a PNG, and the counts that are exact come out exact."""
+    sections = "throughput,latency,s3,cleanup"
+    command = [sys.executable, "-m", "bench", "--quick", "--only", sections]
+    done = subprocess.run(
+        [*command, "--results-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "latest-quick.json").read_text())
+    assert (tmp_path / "latest-quick.png").stat().st_size > 0
+    measured = results["sections"]
+    assert sorted(measured) == sorted(sections.split(","))
+    assert not [name for name, section in measured.items() if "error" in section]
+
+    throughput = measured["throughput"]
+    for scenario in ("single_5mib", "single_1mib", "concurrent_8"):
+        names = set(throughput[scenario]["targets"])
+        assert {"sink", "sink_fsync", "sink_durable", "service"} <= names
+        assert throughput[scenario]["ratio_vs_sink"] > 0
+        if IN_CI:  # PostgreSQL is part of the run there, never skipped
+            assert "service_postgres" in names
+    assert measured["latency"]["sqlite"]["head"]["count"] == 200
+    if IN_CI:
+        assert measured["latency"]["postgres"]["head"]["count"] == 200
+
+    s3 = measured["s3"]["by_chunk"]
+    assert s3["5mib"]["upload_part_per_patch_mean"] == 1
+    assert s3["5mib"]["requests_per_patch_max"] == 1
+    assert measured["cleanup"]["returned"] == measured["cleanup"]["uploads"] == 1_000
+    assert measured["cleanup"]["files_left"] == 0
+    assert {check["name"] for check in results["checks"]} >= {
+        "HEAD p50 on SQLite (ms)",
+        "S3 UploadParts per aligned 5 MiB PATCH",
+    }
