@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 import httpx
@@ -47,6 +48,15 @@ async def _trickle(view: memoryview, piece: int, interval: float) -> AsyncIterat
         if start:
             await asyncio.sleep(interval)
         yield cast(bytes, view[start : start + piece])
+
+
+@dataclass
+class UploadTimings:
+    """Seconds, as the client saw them: the creation, then each PATCH in order (the last one
+    completes the upload)."""
+
+    create: float = 0.0
+    patches: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -108,12 +118,22 @@ class TusUser:
         _expect(response, 204)
         return int(response.headers["Upload-Offset"])
 
-    async def upload(self, payload: memoryview, chunk_size: int) -> str:
-        """Create an upload of `len(payload)` bytes and PATCH it in `chunk_size` pieces."""
+    async def upload(
+        self, payload: memoryview, chunk_size: int, timings: UploadTimings | None = None
+    ) -> str:
+        """Create an upload of `len(payload)` bytes and PATCH it in `chunk_size` pieces; with
+        `timings`, record how long the creation and each PATCH took, as the client saw them."""
+        clock = time.perf_counter
+        started = clock()
         url = await self.create(len(payload))
+        if timings is not None:
+            timings.create = clock() - started
         offset = 0
         while offset < len(payload):
+            sent = clock()
             offset = await self.patch(url, offset, payload[offset : offset + chunk_size])
+            if timings is not None:
+                timings.patches.append(clock() - sent)
         return url
 
     async def delete(self, url: str) -> None:

@@ -111,6 +111,32 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def _wall_time_table(throughput: dict[str, Any]) -> str:
+    """The service's extra wall time per upload, split (single-upload scenarios)."""
+    rows = []
+    for entry in throughput.values():
+        for baseline, split in entry.get("wall_time_split", {}).items():
+            patches = entry["targets"]["service"]["patches"] - 1
+            rows.append(
+                [
+                    entry["label"],
+                    baseline,
+                    _num(split["total_ms"], ".1f"),
+                    _num(split["create_ms"], ".1f"),
+                    f"{_num(split['patches_ms'], '.1f')} ({patches} x)",
+                    _num(split["last_patch_ms"], ".1f"),
+                    _num(split["rest_ms"], ".1f"),
+                ]
+            )
+    if not rows:
+        return ""
+    headers = ["scenario", "against", "extra", "creation", "PATCHes", "completing", "rest"]
+    return (
+        "\nThe service's extra wall time per upload over the sink, ms (medians, client's view)\n"
+        + _rows_table(headers, rows)
+    )
+
+
 def table(results: dict[str, Any]) -> str:
     """The whole run as plain-text tables."""
     parts: list[str] = []
@@ -152,6 +178,9 @@ def table(results: dict[str, Any]) -> str:
                 rows,
             )
         )
+        split = _wall_time_table(throughput)
+        if split:
+            parts.append(split)
     latency = sections.get("latency", {})
     if latency and "error" not in latency:
         rows = []

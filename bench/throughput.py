@@ -9,6 +9,10 @@ that is not counted (it warms each server up: its first upload pays for fresh me
 A run reports MB/s (10^6 bytes per second, creation to last PATCH answered), the server's CPU
 seconds per GiB received and the peak RSS of its process tree.
 
+Each run also times, as the client sees them, the creation and every PATCH: for a single upload
+the report splits the service's extra wall time over the sink's into the creation, the PATCHes
+that do not complete the upload and the one that does (`wall_time_split`).
+
 Besides the ratio of the medians, each round gives a paired ratio (the service's run over the
 sink's run of the same round, minutes apart at most): their spread shows how far the machine's
 drift, not the code, moves the ratio.
@@ -17,10 +21,12 @@ drift, not the code, moves the ratio.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.client import UploadTimings
 from bench.procs import Monitor
 from bench.stats import GIB, MB, MIB, median
 from bench.targets import Target
@@ -68,6 +74,12 @@ class RunResult:
     cpu_seconds: float
     rss_start: int
     rss_peak: int
+    # wall time as the client saw it (medians over the run's uploads): the creation, a PATCH
+    # that does not complete its upload, and the one that does
+    create_s: float = math.nan
+    patch_s: float = math.nan
+    last_patch_s: float = math.nan
+    patches: int = 0
 
     @property
     def mb_per_s(self) -> float:
@@ -83,13 +95,29 @@ async def run_once(target: Target, scenario: Scenario, payload: memoryview) -> R
     async with target.client(connections=scenario.uploads + 2) as client:
         users = [await target.user(client) for _ in range(scenario.uploads)]
         body = payload[: scenario.size]
+        timings = [UploadTimings() for _ in users]
         with Monitor(target.pid) as usage:
             started = time.perf_counter()
-            urls = await asyncio.gather(*(user.upload(body, scenario.chunk) for user in users))
+            urls = await asyncio.gather(
+                *(
+                    user.upload(body, scenario.chunk, timing)
+                    for user, timing in zip(users, timings, strict=True)
+                )
+            )
             elapsed = time.perf_counter() - started
         for user, url in zip(users, urls, strict=True):
             await user.delete(url)
-    return RunResult(elapsed, scenario.total, usage.cpu_seconds, usage.rss_start, usage.rss_peak)
+    return RunResult(
+        elapsed,
+        scenario.total,
+        usage.cpu_seconds,
+        usage.rss_start,
+        usage.rss_peak,
+        create_s=median([t.create for t in timings]),
+        patch_s=median([p for t in timings for p in t.patches[:-1]]),
+        last_patch_s=median([t.patches[-1] for t in timings]),
+        patches=len(timings[0].patches),
+    )
 
 
 def summarise(results: list[RunResult]) -> dict[str, Any]:
@@ -99,10 +127,28 @@ def summarise(results: list[RunResult]) -> dict[str, Any]:
         "rss_peak_mib": max(r.rss_peak for r in results) / MIB,
         "rss_start_mib": min(r.rss_start for r in results) / MIB,
         "seconds": median([r.seconds for r in results]),
+        "create_ms": median([r.create_s for r in results]) * 1000,
+        "patch_ms": median([r.patch_s for r in results]) * 1000,
+        "last_patch_ms": median([r.last_patch_s for r in results]) * 1000,
+        "patches": results[0].patches if results else 0,
         "runs": [
             {**asdict(r), "mb_per_s": r.mb_per_s, "cpu_s_per_gib": r.cpu_s_per_gib} for r in results
         ],
     }
+
+
+def wall_time_split(service: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float]:
+    """Where the service's extra wall time per upload goes, in ms, against `baseline` (two
+    `summarise` results of a one-upload scenario): the creation, the PATCHes that do not
+    complete the upload (their median difference times their number), the completing PATCH,
+    and what the medians leave unexplained."""
+    total = (service["seconds"] - baseline["seconds"]) * 1000
+    parts = {
+        "create_ms": service["create_ms"] - baseline["create_ms"],
+        "patches_ms": (service["patch_ms"] - baseline["patch_ms"]) * (service["patches"] - 1),
+        "last_patch_ms": service["last_patch_ms"] - baseline["last_patch_ms"],
+    }
+    return {"total_ms": total, **parts, "rest_ms": total - sum(parts.values())}
 
 
 def paired_ratios(service: list[RunResult], sink: list[RunResult]) -> list[float]:
@@ -155,6 +201,12 @@ async def measure(
                 summary["service_variant"]["mb_per_s"] / summary["sink"]["mb_per_s"]
             )
             entry["paired_variant_vs_service"] = paired_ratios(variant, baseline)
+        if scenario.uploads == 1 and "service" in summary:
+            entry["wall_time_split"] = {
+                baseline: wall_time_split(summary["service"], summary[baseline])
+                for baseline in ("sink", "sink_durable")
+                if baseline in summary
+            }
         if "service_postgres" in summary and "sink" in summary:
             entry["ratio_postgres_vs_sink"] = (
                 summary["service_postgres"]["mb_per_s"] / summary["sink"]["mb_per_s"]

@@ -19,6 +19,7 @@ import pytest
 from bench.report import checks
 from bench.s3proxy import operation
 from bench.stats import percentile
+from bench.throughput import wall_time_split
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -102,6 +103,23 @@ def test_s3_part_target_fails_when_an_aligned_patch_sends_anything_besides_its_p
     assert verdict(1.2, 1) is False
 
 
+def test_wall_time_split_charges_each_patch_its_own_difference_and_keeps_the_remainder() -> None:
+    sink = {"seconds": 0.200, "create_ms": 1.0, "patch_ms": 4.0, "last_patch_ms": 3.0}
+    service = {
+        "seconds": 0.250,
+        "create_ms": 3.5,
+        "patch_ms": 4.8,
+        "last_patch_ms": 6.0,
+        "patches": 51,
+    }
+    split = wall_time_split(service, sink)
+    assert split["total_ms"] == pytest.approx(50.0)
+    assert split["create_ms"] == pytest.approx(2.5)
+    assert split["patches_ms"] == pytest.approx(0.8 * 50)  # the completing PATCH apart
+    assert split["last_patch_ms"] == pytest.approx(3.0)
+    assert split["rest_ms"] == pytest.approx(50.0 - 2.5 - 40.0 - 3.0)
+
+
 def test_quick_benchmark_run_measures_each_section_and_saves_json_and_chart(
     tmp_path: Path,
 ) -> None:
@@ -130,6 +148,10 @@ def test_quick_benchmark_run_measures_each_section_and_saves_json_and_chart(
         names = set(throughput[scenario]["targets"])
         assert {"sink", "sink_fsync", "sink_durable", "service"} <= names
         assert throughput[scenario]["ratio_vs_sink"] > 0
+        assert throughput[scenario]["targets"]["service"]["patches"] >= 4
+    for scenario in ("single_5mib", "single_1mib"):  # one upload each: its time split
+        split = throughput[scenario]["wall_time_split"]["sink_durable"]
+        assert set(split) == {"total_ms", "create_ms", "patches_ms", "last_patch_ms", "rest_ms"}
         if IN_CI:  # PostgreSQL is part of the run there, never skipped
             assert "service_postgres" in names
     assert measured["latency"]["sqlite"]["head"]["count"] == 200
