@@ -816,6 +816,45 @@ def test_openapi_documents_every_rest_endpoint_with_schemas_and_error_responses(
     assert "206" in content
 
 
+TUS_OPERATIONS = [
+    # method, path, success, request headers documented, statuses beyond 401 and 412
+    ("post", "/api/v1/videos/tus", "201", {"Upload-Length", "Upload-Metadata"}, {400, 413, 460}),
+    ("post", "/api/v1/videos/tus/{upload_id}", "201", {"Upload-Length"}, {404, 409, 460}),
+    ("head", "/api/v1/videos/tus/{upload_id}", "200", set(), {403, 404, 410}),
+    ("patch", "/api/v1/videos/tus/{upload_id}", "204", {"Upload-Offset"}, {409, 415, 460}),
+    ("delete", "/api/v1/videos/tus/{upload_id}", "204", set(), {403, 404}),
+]
+
+
+def test_openapi_documents_the_tus_endpoints_headers_and_answers(client: httpx.Client) -> None:
+    document = client.get("/openapi.json").json()
+    for method, path, success, headers, errors in TUS_OPERATIONS:
+        operation = document["paths"][path][method]
+        responses = operation["responses"]
+        assert success in responses, (method, path)
+        for status in {401, 412} | errors:
+            assert "text/plain" in responses[str(status)]["content"], (method, path, status)
+        assert "422" not in responses, (method, path)  # FastAPI's JSON 422 is never sent here
+        documented = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
+        assert documented["Tus-Resumable"]["required"] is True, (method, path)
+        assert headers <= set(documented), (method, path)
+    patch = document["paths"]["/api/v1/videos/tus/{upload_id}"]["patch"]
+    assert list(patch["requestBody"]["content"]) == ["application/offset+octet-stream"]
+
+
+def test_openapi_requires_the_bearer_token_on_every_api_operation(client: httpx.Client) -> None:
+    document = client.get("/openapi.json").json()
+    scheme = document["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    unprotected = [
+        (method, path)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if path.startswith("/api/") and operation.get("security") != [{"bearerAuth": []}]
+    ]
+    assert unprotected == []
+
+
 def test_docs_page_is_served(client: httpx.Client) -> None:
     response = client.get("/docs")
     assert response.status_code == 200

@@ -39,6 +39,17 @@ def test_options_advertises_version_extensions_max_size_and_checksums_without_au
     assert "sha1" in response.headers["Tus-Checksum-Algorithm"].split(",")
 
 
+def test_other_methods_on_the_creation_endpoint_return_405_naming_post(
+    client: httpx.Client, user: User
+) -> None:
+    # GET /api/v1/videos/tus must not be read as a video whose id is "tus"
+    for method in ("GET", "PUT", "PATCH", "DELETE"):
+        response = client.request(method, TUS_PATH, headers=user.headers)
+        assert response.status_code == 405, (method, response.text)
+        assert response.headers["Allow"] == "POST, OPTIONS"
+        assert response.headers["Tus-Resumable"] == "1.0.0"
+
+
 def test_creation_returns_201_with_location_and_expiry(
     client: httpx.Client, user: User, session_id: str
 ) -> None:

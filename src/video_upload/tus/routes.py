@@ -16,6 +16,7 @@ from video_upload.checksums import ALGORITHMS
 from video_upload.db.models import Video
 from video_upload.errors import ERR_WRONG_CONTENT_TYPE, ErrorKind, ServiceError
 from video_upload.tus import constants as tus
+from video_upload.tus import openapi
 from video_upload.tus.headers import (
     http_date,
     parse_checksum,
@@ -165,7 +166,13 @@ async def options(request: Request) -> Response:
     return Response(status_code=200, headers=headers)
 
 
-@router.post("", summary="tus creation", status_code=201, response_class=Response)
+@router.api_route("", methods=["GET", "PUT", "PATCH", "DELETE", "HEAD"], include_in_schema=False)
+async def not_allowed(request: Request) -> Response:
+    """Without this, GET /api/v1/videos/tus would reach GET /api/v1/videos/{video_id}."""
+    return tus_response(405, {"Allow": "POST, OPTIONS"}, "only POST (creation) and OPTIONS\n")
+
+
+@router.post("", summary="tus creation", status_code=201, response_class=Response, **openapi.CREATE)
 async def create(request: Request) -> Response:
     try:
         services, user_id = await authenticated(request)
@@ -231,7 +238,13 @@ async def respond_created(
     return tus_response(201, headers)
 
 
-@router.post("/{upload_id}", summary="tus creation of a REST-initialised upload", status_code=201)
+@router.post(
+    "/{upload_id}",
+    summary="tus creation of a REST-initialised upload",
+    status_code=201,
+    response_class=Response,
+    **openapi.CREATE_INITIALISED,
+)
 async def create_initialised(request: Request, upload_id: str) -> Response:
     """tus-js-client with `endpoint: upload_url` POSTs here: adopt the initialised upload."""
     try:
@@ -245,7 +258,7 @@ async def create_initialised(request: Request, upload_id: str) -> Response:
         return error_response(error.kind)
 
 
-@router.head("/{upload_id}", summary="tus upload offset")
+@router.head("/{upload_id}", summary="tus upload offset", response_class=Response, **openapi.HEAD)
 async def head(request: Request, upload_id: str) -> Response:
     try:
         services, user_id = await authenticated(request)
@@ -258,7 +271,13 @@ async def head(request: Request, upload_id: str) -> Response:
         return response
 
 
-@router.patch("/{upload_id}", summary="tus chunk upload", status_code=204)
+@router.patch(
+    "/{upload_id}",
+    summary="tus chunk upload",
+    status_code=204,
+    response_class=Response,
+    **openapi.PATCH,
+)
 async def patch(request: Request, upload_id: str) -> Response:
     try:
         services, user_id = await authenticated(request)
@@ -275,7 +294,13 @@ async def patch(request: Request, upload_id: str) -> Response:
         return error_response(error.kind)
 
 
-@router.delete("/{upload_id}", summary="tus termination", status_code=204)
+@router.delete(
+    "/{upload_id}",
+    summary="tus termination",
+    status_code=204,
+    response_class=Response,
+    **openapi.DELETE,
+)
 async def delete(request: Request, upload_id: str) -> Response:
     try:
         services, user_id = await authenticated(request)
