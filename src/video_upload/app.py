@@ -15,6 +15,7 @@ from sqlalchemy import text
 from video_upload import __version__
 from video_upload.api import sessions, uploads, videos
 from video_upload.api.errors import install_error_handlers
+from video_upload.api.openapi import declare_bearer_authentication
 from video_upload.auth import Authenticator
 from video_upload.config import Settings
 from video_upload.db.engine import create_chunk_engine, create_engine, create_session_factory
@@ -86,6 +87,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    declare_bearer_authentication(app)
     app.include_router(tus_routes.router)
     app.include_router(uploads.router)
     app.include_router(videos.router)

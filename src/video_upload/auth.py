@@ -24,8 +24,6 @@ from video_upload.errors import ERR_UNAUTHORIZED, ServiceError
 log = logging.getLogger(__name__)
 
 SECRET_FILE_NAME = "jwt_secret"
-# The name of the bearer scheme in the OpenAPI document, which every API operation requires.
-OPENAPI_BEARER_SCHEME = "bearerAuth"
 HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
 
 

@@ -3,14 +3,14 @@
 The handlers read their headers themselves (tus is a header protocol, and the PATCH path must
 stay lean), so FastAPI cannot see them: this module declares, per operation, the request headers
 it reads, the body it takes, and every status it can answer with. tus errors are plain text, so
-no JSON schema is given for them. The same bearer scheme as the REST API protects every one.
+no JSON schema is given for them. (The bearer scheme they require is declared with the REST
+API's, in `api.openapi`.)
 """
 
 from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from video_upload.auth import OPENAPI_BEARER_SCHEME
 from video_upload.tus import constants as tus
 
 _PLAIN_TEXT = {"text/plain": {"schema": {"type": "string"}}}
@@ -99,10 +99,7 @@ class Documented(TypedDict):
 
 
 def _extra(*headers: Any, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    extra: dict[str, Any] = {
-        "parameters": [_VERSION, *headers],
-        "security": [{OPENAPI_BEARER_SCHEME: []}],
-    }
+    extra: dict[str, Any] = {"parameters": [_VERSION, *headers]}
     if body is not None:
         extra["requestBody"] = body
     return extra
