@@ -78,9 +78,15 @@ WHAT_IF = ("select-take", "no-held-check")
 
 
 async def _patch(
-    app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]], messages: list[bytes]
+    app: ASGIApp,
+    path: str,
+    headers: list[tuple[bytes, bytes]],
+    messages: list[bytes],
+    suspend: bool = False,
 ) -> None:
-    """One PATCH through `app`, its body delivered as `messages`; fails unless answered 204."""
+    """One PATCH through `app`, its body delivered as `messages`; fails unless answered 204.
+    With `suspend`, each message arrives on a later turn of the event loop, as from a socket:
+    the request's task suspends and resumes once per message."""
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -98,8 +104,13 @@ async def _patch(
     }
     remaining = iter(enumerate(messages, start=1))
     statuses: list[int] = []
+    loop = asyncio.get_running_loop()
 
     async def receive() -> Message:
+        if suspend:
+            arrived = loop.create_future()
+            loop.call_soon(arrived.set_result, None)
+            await arrived
         index, body = next(remaining)
         return {"type": "http.request", "body": body, "more_body": index < len(messages)}
 
@@ -141,6 +152,7 @@ async def _round(
     chunk: bytes,
     message_size: int,
     patches: int,
+    suspend: bool = False,
 ) -> float:
     """CPU seconds per PATCH over `patches` PATCHes of one new upload."""
     path = await _create(app, headers, len(chunk) * patches, session)
@@ -153,7 +165,7 @@ async def _round(
     started = time.process_time()
     for index in range(patches):
         offset = [(b"upload-offset", str(index * len(chunk)).encode())]
-        await _patch(app, path, base + offset, messages)
+        await _patch(app, path, base + offset, messages, suspend)
         await asyncio.sleep(0)  # what follows a response (writeback) runs inside the round
     return (time.process_time() - started) / patches
 
@@ -305,7 +317,9 @@ async def measure(args: argparse.Namespace) -> None:
                 for name, app in targets:
                     SPENT.clear()
                     session = sessions.get(name, "")
-                    cpu = await _round(app, headers, session, chunk, message_size, args.patches)
+                    cpu = await _round(
+                        app, headers, session, chunk, message_size, args.patches, args.suspend
+                    )
                     if round_number > 0:
                         results[name].append(cpu)
                     if name == "service" and round_number > 0 and SPENT:
@@ -361,6 +375,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="counted rounds per target")
     parser.add_argument("--dir", default=None, help="where the files go (default: system temp)")
     parser.add_argument("--sections", action="store_true", help="time the service's sections")
+    parser.add_argument(
+        "--suspend",
+        action="store_true",
+        help="deliver each body message on a later loop turn, as a socket does",
+    )
     parser.add_argument("--what-if", choices=WHAT_IF, help="add a variant of the service")
     args = parser.parse_args()
     import uvloop
