@@ -48,8 +48,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.resolved_database_url)
-        chunk_engine = create_chunk_engine(settings.resolved_database_url, engine)
+        url, budget = settings.resolved_database_url, settings.database_max_connections
+        engine = create_engine(url, budget)
+        chunk_engine = create_chunk_engine(url, engine, budget)
         store = await store_opener(settings)
         sessions_factory = create_session_factory(engine)
         upload_service = UploadService(

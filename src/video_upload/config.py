@@ -23,6 +23,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("./data")
     database_url: str = ""
+    # PostgreSQL only: the most connections one worker process opens (both of its pools, see
+    # `db.engine.pool_limits`); SQLite uses one pooled connection and one inline connection.
+    database_max_connections: int = Field(default=50, ge=2)
     storage_backend: Literal["local", "s3"] = "local"
     local_storage_path: Path = Path("./data/uploads")
     # When the local store flushes bytes to disk: when an upload finishes (a machine crash makes

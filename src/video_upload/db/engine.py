@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +29,34 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An engine with the pragmas and pool settings each back end needs."""
+@dataclass(frozen=True)
+class PoolLimits:
+    """A SQLAlchemy pool's size: connections kept open, and how many more it may open."""
+
+    size: int
+    overflow: int
+
+    @property
+    def most(self) -> int:
+        return self.size + self.overflow
+
+
+def pool_limits(max_connections: int) -> tuple[PoolLimits, PoolLimits]:
+    """How one process's PostgreSQL connections are shared between its two pools: three fifths
+    for most work (a third of them kept open), the rest for the per-chunk statements (a quarter
+    kept open). 50 gives 10 + 20 and 5 + 15; each pool gets at least one."""
+    if max_connections < 2:
+        raise ValueError("PostgreSQL needs at least 2 connections per process (one per pool)")
+    main = min(max_connections - 1, math.ceil(max_connections * 3 / 5))
+    chunk = max_connections - main
+    main_open = max(1, main // 3)
+    chunk_open = max(1, chunk // 4)
+    return PoolLimits(main_open, main - main_open), PoolLimits(chunk_open, chunk - chunk_open)
+
+
+def create_engine(url: str, max_connections: int = 50) -> AsyncEngine:
+    """An engine with the pragmas and pool settings each back end needs (on PostgreSQL, the
+    main pool's share of `max_connections`)."""
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
@@ -55,10 +83,13 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    main, _ = pool_limits(max_connections)
+    return create_async_engine(
+        url, pool_pre_ping=True, pool_size=main.size, max_overflow=main.overflow
+    )
 
 
-def create_chunk_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
+def create_chunk_engine(url: str, engine: AsyncEngine, max_connections: int = 50) -> AsyncEngine:
     """The engine for the per-chunk statements (`db.chunks`), given the main one.
 
     On SQLite it is the main engine: one pooled connection per process, whose commits are
@@ -75,10 +106,11 @@ def create_chunk_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
     """
     if is_sqlite(url):
         return engine
+    _, chunk = pool_limits(max_connections)
     return create_async_engine(
         url,
-        pool_size=5,
-        max_overflow=15,
+        pool_size=chunk.size,
+        max_overflow=chunk.overflow,
         connect_args={"server_settings": {"synchronous_commit": "off"}},
     )
 

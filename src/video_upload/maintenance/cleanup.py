@@ -137,7 +137,7 @@ class VideoService:
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> AsyncIterator[VideoService]:
         """A cleaner with its own engine and store (closed on exit), for use outside the app."""
-        engine = create_engine(settings.resolved_database_url)
+        engine = create_engine(settings.resolved_database_url, settings.database_max_connections)
         try:
             store = await open_store(settings)
             try:
