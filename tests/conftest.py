@@ -30,15 +30,21 @@ STORES = ["local", "s3"] if importlib.util.find_spec("video_upload.storage.s3") 
 BACKENDS = [f"{database}-{store}" for store in STORES for database in DATABASES]
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def create_database_or_skip() -> str:
+    """A throwaway PostgreSQL database's URL; an unreachable server skips the test, or fails
+    it in CI."""
     try:
-        url = postgres.create_database()
+        return postgres.create_database()
     except (OSError, Exception) as error:  # asyncpg raises its own errors for refusals
         message = f"PostgreSQL at 127.0.0.1:5432 is unreachable: {error}"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    url = create_database_or_skip()
     yield url
     postgres.drop_database(url)
 

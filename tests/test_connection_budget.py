@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import IN_CI
+from tests.conftest import create_database_or_skip
 from tests.support import postgres
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import auth, create_upload, patch_headers
@@ -51,13 +51,7 @@ def test_a_budget_below_one_connection_per_pool_is_refused() -> None:
 @pytest.fixture
 def budgeted_server(tmp_path: Path) -> Iterator[tuple[LiveServer, str]]:
     """A server on a PostgreSQL database of its own, allowed BUDGET connections."""
-    try:
-        url = postgres.create_database()
-    except (OSError, Exception) as error:  # asyncpg raises its own errors for refusals
-        message = f"PostgreSQL at 127.0.0.1:5432 is unreachable: {error}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    url = create_database_or_skip()
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path,
