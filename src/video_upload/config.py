@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
 S3_MIN_PART_SIZE = 5 * MIB
+DEFAULT_DATABASE_MAX_CONNECTIONS = 50
 
 
 class Settings(BaseSettings):
@@ -25,7 +26,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     # PostgreSQL only: the most connections one worker process opens (both of its pools, see
     # `db.engine.pool_limits`); SQLite uses one pooled connection and one inline connection.
-    database_max_connections: int = Field(default=50, ge=2)
+    database_max_connections: int = Field(default=DEFAULT_DATABASE_MAX_CONNECTIONS, ge=2)
     storage_backend: Literal["local", "s3"] = "local"
     local_storage_path: Path = Path("./data/uploads")
     # When the local store flushes bytes to disk: when an upload finishes (a machine crash makes

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
+from video_upload.config import DEFAULT_DATABASE_MAX_CONNECTIONS
 from video_upload.db import sqlite_driver
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def pool_limits(max_connections: int) -> tuple[PoolLimits, PoolLimits]:
     return PoolLimits(main_open, main - main_open), PoolLimits(chunk_open, chunk - chunk_open)
 
 
-def create_engine(url: str, max_connections: int = 50) -> AsyncEngine:
+def create_engine(url: str, max_connections: int = DEFAULT_DATABASE_MAX_CONNECTIONS) -> AsyncEngine:
     """An engine with the pragmas and pool settings each back end needs (on PostgreSQL, the
     main pool's share of `max_connections`)."""
     if is_sqlite(url):
@@ -89,7 +90,9 @@ def create_engine(url: str, max_connections: int = 50) -> AsyncEngine:
     )
 
 
-def create_chunk_engine(url: str, engine: AsyncEngine, max_connections: int = 50) -> AsyncEngine:
+def create_chunk_engine(
+    url: str, engine: AsyncEngine, max_connections: int = DEFAULT_DATABASE_MAX_CONNECTIONS
+) -> AsyncEngine:
     """The engine for the per-chunk statements (`db.chunks`), given the main one.
 
     On SQLite it is the main engine: one pooled connection per process, whose commits are
