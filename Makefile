@@ -3,7 +3,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 JS_DIR := tests/js
 WEB_DIR := web
 
-.PHONY: setup setup-python setup-bench setup-js setup-web setup-browser run test check bench
+.PHONY: setup setup-python setup-bench setup-js setup-web setup-browser run test test-python check bench
 
 setup: setup-python setup-js setup-web
 
@@ -43,6 +43,16 @@ check: setup-bench
 
 test: setup setup-bench setup-browser check
 	$(UV) run --frozen --group bench pytest -q -p no:cacheprovider
+
+# The test suite on another installed CPython (CI runs the default one), in a venv of its own:
+# make test-python PY=/path/to/python3.13
+ifneq ($(filter test-python,$(MAKECMDGOALS)),)
+ifndef PY
+$(error usage: make test-python PY=/path/to/python3.X)
+endif
+endif
+test-python: setup setup-browser
+	UV_PROJECT_ENVIRONMENT=.venv-$(notdir $(PY)) $(UV) run --frozen --group bench --python $(PY) pytest -q -p no:cacheprovider
 
 bench: setup-bench
 	$(UV) run --frozen --group bench python -m bench $(BENCH_ARGS)
