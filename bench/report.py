@@ -22,6 +22,8 @@ THROUGHPUT_TARGETS = (
     "service_variant",
     "service_postgres",
 )
+# The floors for service / raw sink, by throughput scenario.
+RATIO_FLOORS = {"single_5mib": 0.9, "single_1mib": 0.75}
 
 
 def _num(value: Any, fmt: str = ".2f") -> str:
@@ -30,7 +32,7 @@ def _num(value: Any, fmt: str = ".2f") -> str:
     return "-"
 
 
-def _rows_table(headers: list[str], rows: list[list[str]]) -> str:
+def rows_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
@@ -48,7 +50,7 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         found.append({"name": name, "target": target, "value": value, "met": met})
 
     throughput = sections.get("throughput", {})
-    for key, floor in (("single_5mib", 0.9), ("single_1mib", 0.75)):
+    for key, floor in RATIO_FLOORS.items():
         ratio = throughput.get(key, {}).get("ratio_vs_sink")
         if ratio is not None:
             label = throughput[key]["label"]
@@ -133,7 +135,7 @@ def _wall_time_table(throughput: dict[str, Any]) -> str:
     headers = ["scenario", "against", "extra", "creation", "PATCHes", "completing", "rest"]
     return (
         "\nThe service's extra wall time per upload over the sink, ms (medians, client's view)\n"
-        + _rows_table(headers, rows)
+        + rows_table(headers, rows)
     )
 
 
@@ -173,7 +175,7 @@ def table(results: dict[str, Any]) -> str:
                 )
         parts.append(
             "\nThroughput (median MB/s = 10^6 B/s; CPU s per GiB; peak RSS of the server tree)\n"
-            + _rows_table(
+            + rows_table(
                 ["scenario", "target", "MB/s", "svc/sink", "CPU s/GiB", "peak RSS MiB", "runs"],
                 rows,
             )
@@ -203,7 +205,7 @@ def table(results: dict[str, Any]) -> str:
             )
         parts.append(
             f"\nLatency over {latency.get('requests')} sequential requests (ms)\n"
-            + _rows_table(["server", "HEAD p50", "HEAD p99", "create p50", "create p99", ""], rows)
+            + rows_table(["server", "HEAD p50", "HEAD p99", "create p50", "create p99", ""], rows)
         )
     s3 = sections.get("s3", {})
     if "skipped" in s3 or "error" in s3:
@@ -226,7 +228,7 @@ def table(results: dict[str, Any]) -> str:
         parts.append(
             f"\nS3 through the counting proxy ({s3['by_chunk']['1mib']['size_mib']:g} MiB upload, "
             f"{s3['part_size_mib']:g} MiB parts; totals include creation and finish)\n"
-            + _rows_table(
+            + rows_table(
                 [
                     "PATCH",
                     "req/MiB",
@@ -260,7 +262,7 @@ def table(results: dict[str, Any]) -> str:
         parts.append(
             f"\nSlow clients: {slow.get('clients')} x {slow.get('size_kib')} KiB, "
             f"{slow.get('piece_kib')} KiB every {slow.get('interval_s')} s\n"
-            + _rows_table(
+            + rows_table(
                 ["server", "completed", "seconds", "peak RSS MiB", "CPU s", "first failure"], rows
             )
         )
@@ -286,7 +288,7 @@ def table(results: dict[str, Any]) -> str:
         ]
         parts.append(
             f"\nProfile of the service, {key} PATCHes (py-spy, sampled ms per PATCH)\n"
-            + _rows_table(["where", "share", "ms/PATCH"], rows)
+            + rows_table(["where", "share", "ms/PATCH"], rows)
         )
     for name, section in sections.items():
         if isinstance(section, dict) and "error" in section:
@@ -295,7 +297,7 @@ def table(results: dict[str, Any]) -> str:
     if found:
         verdicts = {True: "met", False: "MISSED", None: ""}
         rows = [[c["name"], c["target"], _num(c["value"]), verdicts[c["met"]]] for c in found]
-        parts.append("\nTargets\n" + _rows_table(["what", "target", "measured", ""], rows))
+        parts.append("\nTargets\n" + rows_table(["what", "target", "measured", ""], rows))
     return "\n".join(parts)
 
 
