@@ -3,7 +3,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 JS_DIR := tests/js
 WEB_DIR := web
 
-.PHONY: setup setup-python setup-bench setup-js setup-web setup-browser run test test-python check bench
+.PHONY: setup setup-python setup-bench setup-js setup-web setup-browser setup-valgrind run test test-python check bench
 
 setup: setup-python setup-js setup-web
 
@@ -32,6 +32,10 @@ setup-web:
 setup-browser:
 	@[ -x /usr/bin/chromium ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# Only for the tests of `bench.instructions` (callgrind, and valgrind's headers for its marks).
+setup-valgrind:
+	@[ -x /usr/bin/valgrind ] && [ -f /usr/include/valgrind/callgrind.h ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind)
+
 run: setup-python
 	@$(MAKE) --no-print-directory setup-web || echo "warning: the upload page at / needs npm (make setup-web); the API works without it"
 	$(UV) run video-upload serve --host 127.0.0.1 --port 8000
@@ -41,7 +45,7 @@ check: setup-bench
 	$(UV) run --frozen --group bench ruff format --check src tests bench
 	$(UV) run --frozen --group bench mypy
 
-test: setup setup-bench setup-browser check
+test: setup setup-bench setup-browser setup-valgrind check
 	$(UV) run --frozen --group bench pytest -q -p no:cacheprovider
 
 # The test suite on another installed CPython (CI runs the default one), in a venv of its own:
@@ -51,7 +55,7 @@ ifndef PY
 $(error usage: make test-python PY=/path/to/python3.X)
 endif
 endif
-test-python: setup setup-browser
+test-python: setup setup-browser setup-valgrind
 	UV_PROJECT_ENVIRONMENT=.venv-$(notdir $(PY)) $(UV) run --frozen --group bench --python $(PY) pytest -q -p no:cacheprovider
 
 bench: setup-bench

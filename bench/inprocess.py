@@ -123,7 +123,7 @@ async def _patch(
         raise RuntimeError(f"PATCH {path} answered {statuses}")
 
 
-async def _create(app: ASGIApp, headers: dict[str, str], length: int, session: str) -> str:
+async def create_upload(app: ASGIApp, headers: dict[str, str], length: int, session: str) -> str:
     """A new upload of `length` bytes: its path."""
     metadata = tus_metadata(session_id=session, filename="take.mp4")
     transport = httpx.ASGITransport(app=app)
@@ -137,7 +137,7 @@ async def _create(app: ASGIApp, headers: dict[str, str], length: int, session: s
         return httpx.URL(response.headers["Location"]).path
 
 
-async def _open_session(app: ASGIApp, headers: dict[str, str]) -> str:
+async def open_session(app: ASGIApp, headers: dict[str, str]) -> str:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
         response = await client.post("/api/v1/sessions", json={"name": "bench"}, headers=headers)
@@ -155,19 +155,32 @@ async def _round(
     suspend: bool = False,
 ) -> float:
     """CPU seconds per PATCH over `patches` PATCHes of one new upload."""
-    path = await _create(app, headers, len(chunk) * patches, session)
+    path = await create_upload(app, headers, len(chunk) * patches, session)
+    started = time.process_time()
+    await send_patches(app, path, headers, chunk, message_size, patches, suspend)
+    return (time.process_time() - started) / patches
+
+
+async def send_patches(
+    app: ASGIApp,
+    path: str,
+    headers: dict[str, str],
+    chunk: bytes,
+    message_size: int,
+    patches: int,
+    suspend: bool = False,
+) -> None:
+    """`patches` PATCHes of `chunk` to the new upload at `path`, each in `message_size` messages."""
     messages = [chunk[start : start + message_size] for start in range(0, len(chunk), message_size)]
     base = [(key.lower().encode(), value.encode()) for key, value in headers.items()]
     base += [
         (b"content-type", b"application/offset+octet-stream"),
         (b"content-length", str(len(chunk)).encode()),
     ]
-    started = time.process_time()
     for index in range(patches):
         offset = [(b"upload-offset", str(index * len(chunk)).encode())]
         await _patch(app, path, base + offset, messages, suspend)
         await asyncio.sleep(0)  # what follows a response (writeback) runs inside the round
-    return (time.process_time() - started) / patches
 
 
 def _time_sync(owner: Any, name: str, label: str) -> None:
@@ -267,7 +280,7 @@ def _apply_what_if(app: Any, name: str) -> None:
     chunks.take_lease = read_instead
 
 
-def _settings(base: Path, secret: str, max_mb: int) -> Any:
+def service_settings(base: Path, secret: str, max_mb: int) -> Any:
     from video_upload.config import Settings
 
     return Settings(
@@ -290,9 +303,9 @@ async def measure(args: argparse.Namespace) -> None:
     secret = secrets.token_hex(32)
     chunk = os.urandom(args.chunk_kib * 1024 if args.chunk_kib else args.chunk_mib * MIB)
     max_mb = len(chunk) * args.patches // MIB + 1
-    services = {"service": _settings(base, secret, max_mb)}
+    services = {"service": service_settings(base, secret, max_mb)}
     if args.what_if:
-        services[f"what-if {args.what_if}"] = _settings(base / "what-if", secret, max_mb)
+        services[f"what-if {args.what_if}"] = service_settings(base / "what-if", secret, max_mb)
     apps = {name: create_app(settings) for name, settings in services.items()}
     for settings in services.values():
         await asyncio.to_thread(migrate, settings.resolved_database_url)
@@ -310,7 +323,7 @@ async def measure(args: argparse.Namespace) -> None:
             sessions: dict[str, str] = {}
             for name, service in apps.items():
                 await running.enter_async_context(service.router.lifespan_context(service))
-                sessions[name] = await _open_session(service, headers)
+                sessions[name] = await open_session(service, headers)
             if args.what_if:
                 _apply_what_if(apps[f"what-if {args.what_if}"], args.what_if)
             for round_number in range(args.rounds + 1):  # the first round warms up
@@ -324,7 +337,7 @@ async def measure(args: argparse.Namespace) -> None:
                         results[name].append(cpu)
                     if name == "service" and round_number > 0 and SPENT:
                         _print_sections(round_number, args.patches)
-                    _remove_files(*folders)
+                    remove_files(*folders)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     _report(args, len(chunk), results)
@@ -337,7 +350,7 @@ def _print_sections(round_number: int, patches: int) -> None:
             print(f"    {label:<48} {1e3 * spent / patches:7.3f}")
 
 
-def _remove_files(*folders: Path) -> None:
+def remove_files(*folders: Path) -> None:
     for folder in folders:
         for entry in folder.iterdir() if folder.is_dir() else []:
             if entry.is_file():
