@@ -156,29 +156,34 @@ async def _round(
 ) -> float:
     """CPU seconds per PATCH over `patches` PATCHes of one new upload."""
     path = await create_upload(app, headers, len(chunk) * patches, session)
+    messages = body_messages(chunk, message_size)
     started = time.process_time()
-    await send_patches(app, path, headers, chunk, message_size, patches, suspend)
+    await send_patches(app, path, headers, messages, patches, suspend)
     return (time.process_time() - started) / patches
+
+
+def body_messages(chunk: bytes, message_size: int) -> list[bytes]:
+    """A PATCH's body cut into ASGI messages of `message_size` bytes."""
+    return [chunk[start : start + message_size] for start in range(0, len(chunk), message_size)]
 
 
 async def send_patches(
     app: ASGIApp,
     path: str,
     headers: dict[str, str],
-    chunk: bytes,
-    message_size: int,
+    messages: list[bytes],
     patches: int,
     suspend: bool = False,
 ) -> None:
-    """`patches` PATCHes of `chunk` to the new upload at `path`, each in `message_size` messages."""
-    messages = [chunk[start : start + message_size] for start in range(0, len(chunk), message_size)]
+    """`patches` PATCHes, each with the body `messages`, to the new upload at `path`."""
+    size = sum(len(message) for message in messages)
     base = [(key.lower().encode(), value.encode()) for key, value in headers.items()]
     base += [
         (b"content-type", b"application/offset+octet-stream"),
-        (b"content-length", str(len(chunk)).encode()),
+        (b"content-length", str(size).encode()),
     ]
     for index in range(patches):
-        offset = [(b"upload-offset", str(index * len(chunk)).encode())]
+        offset = [(b"upload-offset", str(index * size).encode())]
         await _patch(app, path, base + offset, messages, suspend)
         await asyncio.sleep(0)  # what follows a response (writeback) runs inside the round
 

@@ -43,7 +43,13 @@ from pathlib import Path
 from starlette.types import ASGIApp
 
 from bench.client import mint_token
-from bench.inprocess import create_upload, open_session, send_patches, service_settings
+from bench.inprocess import (
+    body_messages,
+    create_upload,
+    open_session,
+    send_patches,
+    service_settings,
+)
 from bench.procs import REPO_ROOT
 from bench.sink import Sink
 from bench.stats import KIB, MIB
@@ -148,6 +154,7 @@ async def _child(args: argparse.Namespace) -> None:
     base = Path(tempfile.mkdtemp(prefix="instructions-", dir="."))
     secret = secrets.token_hex(32)
     chunk = os.urandom(args.chunk_bytes)
+    messages = body_messages(chunk, args.message_bytes)
     headers = {"Authorization": f"Bearer {mint_token(secret, 'bench')}", "Tus-Resumable": "1.0.0"}
     apps: dict[str, ASGIApp] = {
         "sink": Sink(base / "sink"),
@@ -173,7 +180,7 @@ async def _child(args: argparse.Namespace) -> None:
                     # A dump resets every thread's counters (zeroing resets only the caller's):
                     # what ran before, the migration's thread included, goes to an unused file.
                     dump(b"before " + name.encode())
-                await send_patches(target, path, headers, chunk, args.message_bytes, args.patches)
+                await send_patches(target, path, headers, messages, args.patches)
                 if counted:
                     dump((COUNTED + name).encode())
 
