@@ -42,14 +42,14 @@ from pathlib import Path
 
 from starlette.types import ASGIApp
 
-from bench.client import mint_token
-from bench.inprocess import (
+from bench.asgi_calls import (
     body_messages,
     create_upload,
     open_session,
     send_patches,
     service_settings,
 )
+from bench.client import mint_token
 from bench.procs import REPO_ROOT
 from bench.sink import Sink
 from bench.stats import KIB, MIB
