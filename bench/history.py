@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.procs import REPO_ROOT
 from bench.report import RATIO_FLOORS, RESULTS_DIR, rows_table
 from bench.stats import median
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
