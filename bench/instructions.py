@@ -130,12 +130,13 @@ def count(
             "--targets",
             ",".join(targets),
         ]
-        # the same hashing on every run, so that the same code runs the same instructions
         path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+        # the same hashing on every run, so that the same code runs the same instructions
         env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": path}
         done = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise RuntimeError(f"the counted process failed:\n{done.stdout}\n{done.stderr}"[-3000:])
+            output = f"{done.stdout}\n{done.stderr}"[-3000:]  # the end: the traceback
+            raise RuntimeError(f"the counted process failed:\n{output}")
         counts = read_dumps(out_file)
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
@@ -160,9 +161,10 @@ async def _child(args: argparse.Namespace) -> None:
         "sink": Sink(base / "sink"),
         "sink_durable": Sink(base / "durable", durable=True),
     }
+    targets = args.targets.split(",")
     session = ""
     async with contextlib.AsyncExitStack() as running:
-        if "service" in args.targets.split(","):
+        if "service" in targets:
             from video_upload.app import create_app
             from video_upload.db.engine import migrate
 
@@ -172,7 +174,7 @@ async def _child(args: argparse.Namespace) -> None:
             await asyncio.to_thread(migrate, settings.resolved_database_url)
             await running.enter_async_context(service.router.lifespan_context(service))
             session = await open_session(service, headers)
-        for name in args.targets.split(","):
+        for name in targets:
             target = apps[name]
             for counted in (False, True):
                 path = await create_upload(target, headers, len(chunk) * args.patches, session)
