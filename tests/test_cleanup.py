@@ -37,7 +37,6 @@ from tests.support.tus import (
     pattern,
 )
 from video_upload.db.engine import migrate
-from video_upload.db.leases import LeaseRepository
 from video_upload.db.models import Video
 from video_upload.db.repository import VideoRepository
 from video_upload.maintenance import CleanupReport, PeriodicCleanup, VideoService
@@ -300,7 +299,6 @@ def test_an_upload_whose_writer_lease_is_held_on_another_node_is_not_removed(
     url = create_upload(client, user.headers, session_id, 50)
     write(client, user, url, 0, b"w" * 10)
     upload_id = upload_id_of(url)
-    sessions = server.services.sessions
 
     async def take_lease() -> bool:
         now = server.clock()
@@ -310,9 +308,7 @@ def test_an_upload_whose_writer_lease_is_held_on_another_node_is_not_removed(
         return taken is not None
 
     async def release_lease() -> None:
-        async with sessions() as db:
-            await LeaseRepository(db).release(upload_id, "node-b:1:writer")
-            await db.commit()
+        assert await server.services.uploads.chunks.release(upload_id, "node-b:1:writer")
 
     with expired_clock(server):
         assert server.run(take_lease())

@@ -71,6 +71,30 @@ _ADVANCE_RELEASING_LEASE = _ADVANCE.values(**_PROGRESS, **_LEASE_GIVEN_BACK).ret
 )
 
 
+_FINISH = (
+    update(_videos)
+    .where(_videos.c.upload_id == bindparam("target_upload_id"))
+    .values(
+        upload_metadata=bindparam("new_state"),
+        upload_completed=True,
+        upload_expires_at=bindparam("new_expires_at"),
+        status="uploaded",
+        updated_at=bindparam("now"),
+    )
+    .returning(_videos.c.upload_id)
+)
+
+_RELEASE = (
+    update(_videos)
+    .where(
+        _videos.c.upload_id == bindparam("target_upload_id"),
+        _videos.c.lock_owner == bindparam("lease_owner"),
+    )
+    .values(**_LEASE_GIVEN_BACK)
+    .returning(_videos.c.upload_id)
+)
+
+
 def _loaded_video(row: dict[str, Any]) -> Video:
     """A `Video` holding `row` as loaded values, like one a closed session leaves behind
     (the constructor would replay every column as a change, at several times the cost)."""
@@ -91,9 +115,18 @@ class Progress:
 
 
 class ChunkStatements:
-    def __init__(self, engine: AsyncEngine) -> None:
+    """The statements above, run directly. The per-chunk ones run on `engine`; sealing a
+    completed upload runs on `durable_engine` (by default the same), whose commits wait for the
+    disk where the per-chunk engine's do not (PostgreSQL, see `db.engine.create_chunk_engine`)."""
+
+    def __init__(self, engine: AsyncEngine, durable_engine: AsyncEngine | None = None) -> None:
         configure_mappers()  # `_loaded_video` bypasses the constructor, which would do this
         self._executor = DirectExecutor(engine)
+        self._durable = (
+            self._executor
+            if durable_engine is None or durable_engine is engine
+            else DirectExecutor(durable_engine)
+        )
         self._read = self._executor.prepare(_READ, _ALL_COLUMNS)
         self._take = self._executor.prepare(_TAKE, _ALL_COLUMNS)
         self._advance_keeping = self._executor.prepare(
@@ -102,6 +135,8 @@ class ChunkStatements:
         self._advance_releasing = self._executor.prepare(
             _ADVANCE_RELEASING_LEASE, [_videos.c.upload_id]
         )
+        self._release = self._executor.prepare(_RELEASE, [_videos.c.upload_id])
+        self._finish = self._durable.prepare(_FINISH, [_videos.c.upload_id])
 
     async def read(self, upload_id: str) -> Video | None:
         """The upload's row as it now stands (a detached `Video`), or None."""
@@ -146,6 +181,34 @@ class ChunkStatements:
         )
         return len(rows) == 1
 
+    async def release(self, upload_id: str, lease_owner: str) -> bool:
+        """Give the lease back if `lease_owner` still holds it; whether it did."""
+        rows = await self._executor.run(
+            self._release, {"target_upload_id": upload_id, "lease_owner": lease_owner}
+        )
+        return len(rows) == 1
+
+    async def finish(
+        self,
+        upload_id: str,
+        *,
+        state: dict[str, Any],
+        expires_at: datetime | None,
+        at: datetime,
+    ) -> bool:
+        """Mark the upload complete, with the store's final `state`, on the durable engine.
+        Whether the row was there."""
+        rows = await self._durable.run(
+            self._finish,
+            {
+                "target_upload_id": upload_id,
+                "new_state": state,
+                "new_expires_at": expires_at,
+                "now": at,
+            },
+        )
+        return len(rows) == 1
+
     @staticmethod
     def record_advance(video: Video, progress: Progress, *, lease_released: bool) -> None:
         """Set on a detached `Video` what `advance` just committed (the columns it sets, and
@@ -166,3 +229,5 @@ class ChunkStatements:
     async def close(self) -> None:
         """Release what running the statements holds (SQLite: the inline connection)."""
         await self._executor.close()
+        if self._durable is not self._executor:
+            await self._durable.close()

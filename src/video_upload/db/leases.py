@@ -1,5 +1,5 @@
-"""SQL for writer leases: renew, release, ask to stop (taking one is in db.chunks; see
-uploads.leases)."""
+"""SQL for writer leases: renew, ask to stop (taking and giving one back are in db.chunks;
+see uploads.leases)."""
 
 from __future__ import annotations
 
@@ -37,14 +37,6 @@ class LeaseRepository:
         )
         row = result.one_or_none()
         return None if row is None else LeaseState(row[0], row[1], row[2], bool(row[3]))
-
-    async def release(self, upload_id: str, owner: str) -> None:
-        await self.db.execute(
-            update(Video)
-            .where(Video.upload_id == upload_id, Video.lock_owner == owner)
-            .values(lock_owner=None, lock_expires_at=None, lock_stop_requested=False)
-            .execution_options(synchronize_session=False)
-        )
 
     async def request_stop(self, upload_id: str) -> None:
         await self.db.execute(

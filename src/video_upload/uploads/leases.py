@@ -204,8 +204,7 @@ class WriterLeases:
 
     async def _release(self, upload_id: str, owner: str) -> None:
         try:
-            async with DatabaseSession(self.sessions) as db:
-                await LeaseRepository(db).release(upload_id, owner)
-                await db.commit()
+            async with DirectCall():
+                await self.chunks.release(upload_id, owner)
         except ServiceError:
             log.warning("could not release the lease on %s; it runs out by itself", upload_id)

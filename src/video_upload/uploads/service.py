@@ -83,8 +83,10 @@ class UploadService:
         self.store = store
         self.locks = locks or UploadLocks()
         self.clock = clock
-        # the per-chunk statements run directly (db.chunks), by default on the sessions' engine
-        self.chunks = ChunkStatements(chunk_engine or sessions.kw["bind"])
+        # the per-chunk statements run directly (db.chunks), by default on the sessions' engine;
+        # sealing a completed upload runs on the sessions' engine, whose commits are durable
+        engine = sessions.kw["bind"]
+        self.chunks = ChunkStatements(chunk_engine or engine, durable_engine=engine)
         self.leases = WriterLeases(
             sessions, self.chunks, clock, self.locks, lease_seconds=settings.upload_lease_seconds
         )
@@ -284,17 +286,17 @@ class UploadService:
             return video
         state = await self.storage_call(self.store.finish(stored(video)))
         now = self.clock()
+        # a finished partial upload still expires unless a final upload consumes it
+        expires_at = self.next_expiry() if video.concat == "partial" else None
+        async with DirectCall():
+            await self.chunks.finish(video.upload_id, state=state, expires_at=expires_at, at=now)
         values: dict[str, Any] = {
             "upload_metadata": state,
             "upload_completed": True,
-            # a finished partial upload still expires unless a final upload consumes it
-            "upload_expires_at": self.next_expiry() if video.concat == "partial" else None,
+            "upload_expires_at": expires_at,
             "status": "uploaded",
             "updated_at": now,
         }
-        async with self.database() as db:
-            await VideoRepository(db).update(video.upload_id, values)
-            await db.commit()
         for name, value in values.items():
             setattr(video, name, value)
         return video
