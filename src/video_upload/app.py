@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import text
 
 from video_upload import __version__
@@ -26,7 +27,7 @@ from video_upload.storage.base import StorageError, UploadStore
 from video_upload.storage.factory import open_store
 from video_upload.tus import constants as tus
 from video_upload.tus import routes as tus_routes
-from video_upload.tus.fast_path import TusFastPath
+from video_upload.tus.fast_path import TusFastPath, TusShortcutApp
 from video_upload.uploads.service import Clock, UploadService, utcnow
 from video_upload.web import Services, services_of
 from video_upload.webui.routes import router as webui_router
@@ -41,7 +42,10 @@ def create_app(
     *,
     store_opener: StoreOpener = open_store,
     clock: Clock = utcnow,
+    telemetry: TelemetryConfig | None = None,
 ) -> FastAPI:
+    """The service's ASGI app. `telemetry` is FastAPI's OpenTelemetry configuration (by
+    default it records requests when the process has OpenTelemetry providers configured)."""
     settings = settings or Settings()
     authenticator = Authenticator(settings)
     drain = Drain()
@@ -66,6 +70,9 @@ def create_app(
         )
         drain.on_drain(upload_service.locks.stop_all)
         restore_signals = drain.chain_signal_handlers(asyncio.get_running_loop())
+        assert isinstance(app, TusShortcutApp)
+        if not app.enable_shortcut(drain):
+            log.info("OpenTelemetry is on: tus HEAD and PATCH go through every middleware")
         # Optional expired-upload cleanup every CLEANUP_INTERVAL_MINUTES (None when off).
         cleanup = start_periodic_cleanup(app.state.services)
         app.state.cleanup = cleanup
@@ -81,11 +88,12 @@ def create_app(
                 await chunk_engine.dispose()
             await engine.dispose()
 
-    app = FastAPI(
+    app = TusShortcutApp(
         title="video-upload",
         version=__version__,
         summary="Resumable video uploads (tus 1.0.0) for practice sessions",
         lifespan=lifespan,
+        telemetry=telemetry,
     )
     install_error_handlers(app)
     declare_bearer_authentication(app)
@@ -116,7 +124,8 @@ def create_app(
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    app.add_middleware(TusFastPath)  # the innermost: tus HEAD and PATCH skip FastAPI's router
+    # the innermost: tus HEAD and PATCH that did not take the shortcut skip FastAPI's router
+    app.add_middleware(TusFastPath)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

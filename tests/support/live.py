@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import httpx
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from video_upload.app import create_app, services_of_app
 from video_upload.auth import Authenticator
@@ -74,10 +75,11 @@ def start_server(
     *,
     store_opener: Any = open_store,
     routers: Sequence[APIRouter] = (),
+    telemetry: TelemetryConfig | None = None,
 ) -> LiveServer:
     """Serve `create_app(settings)`, plus `routers` included before it starts."""
     clock = FakeClock()
-    app = create_app(settings, store_opener=store_opener, clock=clock)
+    app = create_app(settings, store_opener=store_opener, clock=clock, telemetry=telemetry)
     for router in routers:
         app.include_router(router)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -46,9 +46,14 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_json(kind)
 
 
+def unexpected_error_response() -> JSONResponse:
+    """The answer to an exception nothing else handled (logged by whoever caught it)."""
+    return error_json(ErrorKind("internal_error", 500, "internal server error"))
+
+
 async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
-    return error_json(ErrorKind("internal_error", 500, "internal server error"))
+    return unexpected_error_response()
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -18,6 +18,7 @@ from video_upload.errors import ERR_WRONG_CONTENT_TYPE, ErrorKind, ServiceError
 from video_upload.tus import constants as tus
 from video_upload.tus import openapi
 from video_upload.tus.headers import (
+    RequestHeaders,
     http_date,
     parse_checksum,
     parse_concat,
@@ -59,12 +60,12 @@ def extensions(services: Services) -> str:
     return ",".join(names)
 
 
-def location(request: Request, services: Services, upload_id: str) -> str:
+def location(request: Request, headers: RequestHeaders, services: Services, upload_id: str) -> str:
     path = f"{TUS_PATH}/{upload_id}"
     if not services.settings.trust_proxy_headers:
         return path
-    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
-    host = request.headers.get("x-forwarded-host", request.headers.get("host", "")).split(",")[0]
+    proto = (headers.get("x-forwarded-proto") or request.url.scheme).split(",")[0].strip()
+    host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0]
     return f"{proto}://{host.strip()}{path}" if host.strip() else path
 
 
@@ -92,8 +93,8 @@ def upload_headers(video: Video) -> dict[str, str]:
 # -- request helpers -----------------------------------------------------------------------
 
 
-def require_version(request: Request) -> None:
-    version = request.headers.get(tus.TUS_RESUMABLE)
+def require_version(headers: RequestHeaders) -> None:
+    version = headers.get(tus.TUS_RESUMABLE)
     if version != tus.TUS_VERSION:
         raise ServiceError(
             ErrorKind("unsupported_version", 412, f"Tus-Resumable must be {tus.TUS_VERSION}")
@@ -115,39 +116,43 @@ async def body_stream(request: Request) -> AsyncIterator[bytes]:
             return
 
 
-def has_body(request: Request) -> bool:
-    length = request.headers.get("content-length")
+def has_body(headers: RequestHeaders) -> bool:
+    length = headers.get("content-length")
     if length is not None:
         return length.strip() not in {"", "0"}
-    return "chunked" in request.headers.get("transfer-encoding", "").lower()
+    return "chunked" in (headers.get("transfer-encoding") or "").lower()
 
 
-def content_length(request: Request) -> int | None:
-    value = request.headers.get("content-length")
+def content_length(headers: RequestHeaders) -> int | None:
+    value = headers.get("content-length")
     return int(value) if value is not None and value.strip().isdigit() else None
 
 
-def require_offset_content_type(request: Request) -> None:
-    if request.headers.get("content-type", "").split(";")[0].strip() != tus.OFFSET_CONTENT_TYPE:
+def require_offset_content_type(headers: RequestHeaders) -> None:
+    if (headers.get("content-type") or "").split(";")[0].strip() != tus.OFFSET_CONTENT_TYPE:
         raise ServiceError(ERR_WRONG_CONTENT_TYPE)
 
 
-def chunk_from(request: Request, offset: int, declared_length: int | None = None) -> Chunk:
-    require_offset_content_type(request)
+def chunk_from(
+    request: Request, headers: RequestHeaders, offset: int, declared_length: int | None = None
+) -> Chunk:
+    require_offset_content_type(headers)
     return Chunk(
         offset=offset,
         body=body_stream(request),
-        content_length=content_length(request),
+        content_length=content_length(headers),
         declared_length=declared_length,
-        checksum=parse_checksum(request.headers.get(tus.UPLOAD_CHECKSUM)),
+        checksum=parse_checksum(headers.get(tus.UPLOAD_CHECKSUM)),
     )
 
 
-async def authenticated(request: Request) -> tuple[Services, str]:
+def authenticated(request: Request) -> tuple[Services, RequestHeaders, str]:
+    """The services, the request's headers and the caller's user id (or a 401/412 error)."""
     services = services_of(request)
-    require_version(request)
-    user_id = services.authenticator.user_from_header(request.headers.get("authorization"))
-    return services, user_id
+    headers = RequestHeaders(request.scope["headers"])
+    require_version(headers)
+    user_id = services.authenticator.user_from_header(headers.get("authorization"))
+    return services, headers, user_id
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -175,25 +180,27 @@ async def not_allowed(request: Request) -> Response:
 @router.post("", summary="tus creation", status_code=201, response_class=Response, **openapi.CREATE)
 async def create(request: Request) -> Response:
     try:
-        services, user_id = await authenticated(request)
+        services, headers, user_id = authenticated(request)
         service = services.uploads
-        raw_metadata = request.headers.get(tus.UPLOAD_METADATA)
+        raw_metadata = headers.get(tus.UPLOAD_METADATA)
         metadata = parse_metadata(raw_metadata)
-        concat = parse_concat(request.headers.get(tus.UPLOAD_CONCAT), TUS_PATH)
+        concat = parse_concat(headers.get(tus.UPLOAD_CONCAT), TUS_PATH)
         if concat is not None and not concat.partial:
             if not services.can_concatenate:
                 raise ServiceError(ErrorKind("unsupported", 400, "concatenation is not supported"))
-            if request.headers.get(tus.UPLOAD_LENGTH) is not None:
+            if headers.get(tus.UPLOAD_LENGTH) is not None:
                 raise ServiceError(
                     ErrorKind("invalid_concat", 400, "a final upload takes no Upload-Length")
                 )
             video = await service.create_final(
                 user_id, list(concat.final_parts), raw_metadata, metadata
             )
-            return tus_response(201, {"Location": location(request, services, video.upload_id)})
-        length = declared_creation_length(request)
-        if has_body(request):
-            require_offset_content_type(request)  # before anything is created
+            return tus_response(
+                201, {"Location": location(request, headers, services, video.upload_id)}
+            )
+        length = declared_creation_length(headers)
+        if has_body(headers):
+            require_offset_content_type(headers)  # before anything is created
         video = await service.create(
             user_id,
             NewUpload(
@@ -203,14 +210,14 @@ async def create(request: Request) -> Response:
                 partial=concat is not None and concat.partial,
             ),
         )
-        return await respond_created(request, services, user_id, video)
+        return await respond_created(request, headers, services, user_id, video)
     except ServiceError as error:
         return error_response(error.kind)
 
 
-def declared_creation_length(request: Request) -> int | None:
-    length = parse_length(request.headers.get(tus.UPLOAD_LENGTH))
-    deferred = request.headers.get(tus.UPLOAD_DEFER_LENGTH)
+def declared_creation_length(headers: RequestHeaders) -> int | None:
+    length = parse_length(headers.get(tus.UPLOAD_LENGTH))
+    deferred = headers.get(tus.UPLOAD_DEFER_LENGTH)
     if length is None and deferred is None:
         raise ServiceError(
             ErrorKind("missing_length", 400, "Upload-Length or Upload-Defer-Length is required")
@@ -225,17 +232,17 @@ def declared_creation_length(request: Request) -> int | None:
 
 
 async def respond_created(
-    request: Request, services: Services, user_id: str, video: Video
+    request: Request, headers: RequestHeaders, services: Services, user_id: str, video: Video
 ) -> Response:
     """201 for a new upload, after writing a creation-with-upload body if there is one."""
-    headers = {"Location": location(request, services, video.upload_id)}
-    if has_body(request):
-        outcome = await services.uploads.write(user_id, video.upload_id, chunk_from(request, 0))
-        video = outcome.video
-        headers[tus.UPLOAD_OFFSET] = str(video.upload_offset)
+    answer = {"Location": location(request, headers, services, video.upload_id)}
+    if has_body(headers):
+        chunk = chunk_from(request, headers, 0)
+        video = (await services.uploads.write(user_id, video.upload_id, chunk)).video
+        answer[tus.UPLOAD_OFFSET] = str(video.upload_offset)
     if video.upload_expires_at is not None and not video.upload_completed:
-        headers[tus.UPLOAD_EXPIRES] = http_date(video.upload_expires_at)
-    return tus_response(201, headers)
+        answer[tus.UPLOAD_EXPIRES] = http_date(video.upload_expires_at)
+    return tus_response(201, answer)
 
 
 @router.post(
@@ -248,12 +255,12 @@ async def respond_created(
 async def create_initialised(request: Request, upload_id: str) -> Response:
     """tus-js-client with `endpoint: upload_url` POSTs here: adopt the initialised upload."""
     try:
-        services, user_id = await authenticated(request)
-        length = parse_length(request.headers.get(tus.UPLOAD_LENGTH))
+        services, headers, user_id = authenticated(request)
+        length = parse_length(headers.get(tus.UPLOAD_LENGTH))
         video = await services.uploads.claim_initialised(user_id, upload_id, length)
-        if has_body(request):
-            require_offset_content_type(request)
-        return await respond_created(request, services, user_id, video)
+        if has_body(headers):
+            require_offset_content_type(headers)
+        return await respond_created(request, headers, services, user_id, video)
     except ServiceError as error:
         return error_response(error.kind)
 
@@ -261,7 +268,7 @@ async def create_initialised(request: Request, upload_id: str) -> Response:
 @router.head("/{upload_id}", summary="tus upload offset", response_class=Response, **openapi.HEAD)
 async def head(request: Request, upload_id: str) -> Response:
     try:
-        services, user_id = await authenticated(request)
+        services, _, user_id = authenticated(request)
         video = await services.uploads.settled(user_id, upload_id)
         video = await services.uploads.refresh_final(video)
         return tus_response(200, upload_headers(video))
@@ -280,16 +287,15 @@ async def head(request: Request, upload_id: str) -> Response:
 )
 async def patch(request: Request, upload_id: str) -> Response:
     try:
-        services, user_id = await authenticated(request)
-        declared = parse_length(request.headers.get(tus.UPLOAD_LENGTH))
-        offset = parse_offset(request.headers.get(tus.UPLOAD_OFFSET))
-        chunk = chunk_from(request, offset, declared)
-        outcome = await services.uploads.write(user_id, upload_id, chunk)
-        video = outcome.video
-        headers: dict[str, Any] = {tus.UPLOAD_OFFSET: str(video.upload_offset)}
+        services, headers, user_id = authenticated(request)
+        declared = parse_length(headers.get(tus.UPLOAD_LENGTH))
+        offset = parse_offset(headers.get(tus.UPLOAD_OFFSET))
+        chunk = chunk_from(request, headers, offset, declared)
+        video = (await services.uploads.write(user_id, upload_id, chunk)).video
+        answer: dict[str, Any] = {tus.UPLOAD_OFFSET: str(video.upload_offset)}
         if video.upload_expires_at is not None and not video.upload_completed:
-            headers[tus.UPLOAD_EXPIRES] = http_date(video.upload_expires_at)
-        return tus_response(204, headers)
+            answer[tus.UPLOAD_EXPIRES] = http_date(video.upload_expires_at)
+        return tus_response(204, answer)
     except ServiceError as error:
         return error_response(error.kind)
 
@@ -303,7 +309,7 @@ async def patch(request: Request, upload_id: str) -> Response:
 )
 async def delete(request: Request, upload_id: str) -> Response:
     try:
-        services, user_id = await authenticated(request)
+        services, _, user_id = authenticated(request)
         await services.uploads.terminate(user_id, upload_id)
         return tus_response(204)
     except ServiceError as error:
