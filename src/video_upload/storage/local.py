@@ -63,7 +63,7 @@ class LocalStore:
         self.buffer_size = buffer_size
         self.sync = sync
         self.root.mkdir(parents=True, exist_ok=True)
-        self._root = str(root)
+        self._prefix = os.path.join(str(root), "")  # the folder, ending in a separator
 
     def path_for(self, key: str) -> Path:
         return Path(self._file(key))
@@ -72,7 +72,7 @@ class LocalStore:
         """The file of upload `key`, as a string (the per-PATCH calls skip pathlib)."""
         if not key or "/" in key or "\\" in key or key.startswith("."):
             raise StorageError(f"invalid storage key {key!r}", retryable=False)
-        return os.path.join(self._root, key)
+        return self._prefix + key
 
     async def create(self, key: str) -> StoreState:
         path = self.path_for(key)
