@@ -106,6 +106,21 @@ async def test_a_chunk_statement_waits_for_a_write_lock_held_elsewhere_and_appli
     assert counter_value(database) == 11
 
 
+async def test_a_chunk_statement_leaves_the_write_lock_free_as_soon_as_it_returns(
+    executor: DirectExecutor, database: Path
+) -> None:
+    rows = await executor.run(increment(executor), {"target": "a", "step": 3})
+    assert rows == [{"value": 3}]
+    other = sqlite3.connect(database, isolation_level=None, timeout=0)  # no waiting at all
+    try:
+        other.execute("BEGIN IMMEDIATE")  # raises "database is locked" if the lock were held
+        other.execute("UPDATE counters SET value = value + 10 WHERE id = 'a'")
+        other.execute("COMMIT")
+    finally:
+        other.close()
+    assert counter_value(database) == 13  # the chunk statement's change was committed
+
+
 async def test_a_read_does_not_wait_for_a_writer_and_sees_only_what_is_committed(
     executor: DirectExecutor, database: Path
 ) -> None:
