@@ -9,7 +9,6 @@ the offset so the two never disagree.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,41 +56,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-    # On SQLite the two steps above and SQLAlchemy's text conversion run as one function each
-    # way: every PATCH converts a dozen timestamps, and the layered conversion was about a tenth
-    # of its instructions. The text is exactly SQLAlchemy's (`tests/test_sqlite_timestamps.py`).
-
-    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
-        if dialect.name != "sqlite":
-            return super().bind_processor(dialect)
-        return _sqlite_text
-
-    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
-        layered = super().result_processor(dialect, coltype)
-        if dialect.name != "sqlite" or layered is None:
-            return layered
-
-        def from_sqlite_text(value: str | None) -> datetime | None:
-            if value is None:
-                return None
-            try:
-                parsed = datetime.fromisoformat(value)
-            except (TypeError, ValueError):  # not a form SQLAlchemy writes: its own parsing
-                converted: datetime | None = layered(value)
-                return converted
-            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-        return from_sqlite_text
-
-
-def _sqlite_text(value: datetime | None) -> str | None:
-    """An aware datetime as SQLAlchemy's SQLite DATETIME stores it: UTC, naive, microseconds."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetimes are not stored")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class Base(DeclarativeBase):
