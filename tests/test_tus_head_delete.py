@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.conftest import User
-from tests.support.live import LiveServer
-from tests.support.tus import create_upload, patch_headers
+from tests.conftest import User, make_settings
+from tests.support.live import LiveServer, start_server
+from tests.support.tus import auth, create_upload, patch_headers
+from video_upload.db.engine import migrate
 
 
 def test_head_reports_offset_length_expiry_and_no_store(
@@ -60,6 +63,43 @@ def test_each_patch_moves_expiry_forward(
     assert patched.headers["Upload-Expires"] == format_datetime(
         datetime.fromtimestamp(httpx_date(patched.headers["Upload-Expires"]), UTC), usegmt=True
     )
+
+
+def test_patches_within_a_minute_leave_the_expiry_where_it_stands(
+    client: httpx.Client, user: User, session_id: str, server: LiveServer
+) -> None:
+    url = create_upload(client, user.headers, session_id, 50)
+    first = client.patch(url, headers=patch_headers(user.headers, 0), content=b"a")
+    server.clock.advance(seconds=30)
+    try:
+        second = client.patch(url, headers=patch_headers(user.headers, 1), content=b"b")
+        head = client.head(url, headers=user.headers)
+    finally:
+        server.clock.advance(seconds=-30)
+    assert second.status_code == 204
+    # the expiry moves in steps of a minute; every answer tells the one that stands
+    assert second.headers["Upload-Expires"] == first.headers["Upload-Expires"]
+    assert head.headers["Upload-Expires"] == first.headers["Upload-Expires"]
+
+
+def test_with_a_short_expiration_window_each_patch_still_moves_the_expiry(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    settings = make_settings(request, tmp_path, "sqlite-local", upload_expiration_hours=0.01)
+    migrate(settings.resolved_database_url)
+    live = start_server("short-expiry", settings)  # 36 seconds: steps of 0.36 s
+    try:
+        with httpx.Client(base_url=live.base_url) as client:
+            headers = auth(live.token("alice"))
+            session = client.post("/api/v1/sessions", headers=headers, json={}).json()["id"]
+            url = create_upload(client, headers, session, 50)
+            live.clock.advance(seconds=20)
+            patched = client.patch(url, headers=patch_headers(headers, 0), content=b"a")
+            expected = live.clock() + timedelta(seconds=36)
+        assert patched.status_code == 204
+        assert abs(httpx_date(patched.headers["Upload-Expires"]) - expected.timestamp()) < 2
+    finally:
+        live.stop()
 
 
 def test_expired_upload_answers_410(

@@ -56,19 +56,26 @@ _PROGRESS = {
     "upload_offset": bindparam("new_offset"),
     "upload_metadata": bindparam("new_state"),
     "upload_length": bindparam("new_length"),
-    "upload_expires_at": bindparam("new_expires_at"),
     "status": _UPLOADING,
     "updated_at": bindparam("now"),
 }
+_EXPIRY_MOVED: dict[str, Any] = {"upload_expires_at": bindparam("new_expires_at")}
 _LEASE_GIVEN_BACK: dict[str, Any] = {
     "lock_owner": None,
     "lock_expires_at": None,
     "lock_stop_requested": False,
 }
-_ADVANCE_KEEPING_LEASE = _ADVANCE.values(**_PROGRESS).returning(_videos.c.upload_id)
-_ADVANCE_RELEASING_LEASE = _ADVANCE.values(**_PROGRESS, **_LEASE_GIVEN_BACK).returning(
-    _videos.c.upload_id
-)
+
+
+def _advance(*, release_lease: bool, move_expiry: bool) -> Any:
+    """The offset's commit, giving the lease back or not, moving the expiry or not. Leaving
+    `upload_expires_at` out of the SET spares SQLite the expiry index's update."""
+    values = {
+        **_PROGRESS,
+        **(_EXPIRY_MOVED if move_expiry else {}),
+        **(_LEASE_GIVEN_BACK if release_lease else {}),
+    }
+    return _ADVANCE.values(**values).returning(_videos.c.upload_id)
 
 
 _FINISH = (
@@ -110,7 +117,7 @@ class Progress:
     offset: int
     state: dict[str, Any]
     length: int | None
-    expires_at: datetime
+    expires_at: datetime | None  # None: the upload's expiry stays as it is
     at: datetime
 
 
@@ -129,12 +136,13 @@ class ChunkStatements:
         )
         self._read = self._executor.prepare(_READ, _ALL_COLUMNS)
         self._take = self._executor.prepare(_TAKE, _ALL_COLUMNS)
-        self._advance_keeping = self._executor.prepare(
-            _ADVANCE_KEEPING_LEASE, [_videos.c.upload_id]
-        )
-        self._advance_releasing = self._executor.prepare(
-            _ADVANCE_RELEASING_LEASE, [_videos.c.upload_id]
-        )
+        self._advances = {
+            (release, move): self._executor.prepare(
+                _advance(release_lease=release, move_expiry=move), [_videos.c.upload_id]
+            )
+            for release in (False, True)
+            for move in (False, True)
+        }
         self._release = self._executor.prepare(_RELEASE, [_videos.c.upload_id])
         self._finish = self._durable.prepare(_FINISH, [_videos.c.upload_id])
 
@@ -165,20 +173,19 @@ class ChunkStatements:
     ) -> bool:
         """Record `progress` if the upload still stands at `expected_offset`, has not expired
         and is leased to `lease_owner`; with `release_lease`, give the lease back too."""
-        statement = self._advance_releasing if release_lease else self._advance_keeping
-        rows = await self._executor.run(
-            statement,
-            {
-                "target_upload_id": upload_id,
-                "expected_offset": expected_offset,
-                "lease_owner": lease_owner,
-                "new_offset": progress.offset,
-                "new_state": progress.state,
-                "new_length": progress.length,
-                "new_expires_at": progress.expires_at,
-                "now": progress.at,
-            },
-        )
+        move_expiry = progress.expires_at is not None
+        values = {
+            "target_upload_id": upload_id,
+            "expected_offset": expected_offset,
+            "lease_owner": lease_owner,
+            "new_offset": progress.offset,
+            "new_state": progress.state,
+            "new_length": progress.length,
+            "now": progress.at,
+        }
+        if move_expiry:
+            values["new_expires_at"] = progress.expires_at
+        rows = await self._executor.run(self._advances[release_lease, move_expiry], values)
         return len(rows) == 1
 
     async def release(self, upload_id: str, lease_owner: str) -> bool:
@@ -218,10 +225,11 @@ class ChunkStatements:
             "upload_offset": progress.offset,
             "upload_metadata": progress.state,
             "upload_length": progress.length,
-            "upload_expires_at": progress.expires_at,
             "status": _UPLOADING,
             "updated_at": progress.at,
         }
+        if progress.expires_at is not None:
+            values["upload_expires_at"] = progress.expires_at
         if lease_released:
             values.update(_LEASE_GIVEN_BACK)
         instance_dict(video).update(values)

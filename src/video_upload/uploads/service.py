@@ -66,6 +66,11 @@ T = TypeVar("T")
 # offset anyway (HEAD never fails because someone is writing).
 HEAD_WAIT_SECONDS = 3.0
 
+# A write moves an upload's expiry forward only once it would move by this much, or by a
+# hundredth of the expiration window if that is less (the client is told the expiry that
+# stands, in every answer).
+EXPIRY_STEP = timedelta(minutes=1)
+
 
 class UploadService:
     def __init__(
@@ -83,6 +88,7 @@ class UploadService:
         self.store = store
         self.locks = locks or UploadLocks()
         self.clock = clock
+        self.expiry_step = min(EXPIRY_STEP, timedelta(hours=settings.upload_expiration_hours) / 100)
         # the per-chunk statements run directly (db.chunks), by default on the sessions' engine;
         # sealing a completed upload runs on the sessions' engine, whose commits are durable
         engine = sessions.kw["bind"]
@@ -98,6 +104,15 @@ class UploadService:
 
     def next_expiry(self) -> datetime:
         return self.clock() + timedelta(hours=self.settings.upload_expiration_hours)
+
+    def _moved_expiry(self, video: Video) -> datetime | None:
+        """The expiry a write gives the upload, or None to keep its own: it moves in steps of at
+        least `expiry_step`, so most PATCHes leave the expiry and its index untouched."""
+        expires_at = self.next_expiry()
+        current = video.upload_expires_at
+        if current is not None and expires_at - current < self.expiry_step:
+            return None
+        return expires_at
 
     def is_expired(self, video: Video) -> bool:
         if video.status == "expired":
@@ -256,7 +271,7 @@ class UploadService:
             offset=result.offset,
             state=result.state,
             length=length,
-            expires_at=self.next_expiry(),
+            expires_at=self._moved_expiry(video),
             at=self.clock(),
         )
         finishing = length is not None and result.offset == length
