@@ -22,7 +22,11 @@ from video_upload.errors import ERR_UPLOAD_LOCKED
 
 
 @dataclass
-class _Entry:
+class Holding:
+    """One upload's lock, and what its holder's reading of the body shares with the requests
+    that may pre-empt it (`uploads.streams.GuardedBody` reads through it): since when the holder
+    has been waiting for body bytes, and whether it was asked to stop."""
+
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0
     holder: asyncio.Task[object] | None = None
@@ -34,7 +38,7 @@ class UploadLocks:
     def __init__(
         self, wait_seconds: float = 10.0, stall_seconds: float = 1.0, poll_seconds: float = 0.1
     ) -> None:
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, Holding] = {}
         self.wait_seconds = wait_seconds
         self.stall_seconds = stall_seconds
         self.poll_seconds = poll_seconds
@@ -49,12 +53,12 @@ class UploadLocks:
 
         With `preempt`, a holder that stalls while we wait is told to stop and save.
         """
-        entry = self._entries.setdefault(upload_id, _Entry())
+        entry = self._entries.setdefault(upload_id, Holding())
         entry.users += 1
         try:
             await self._acquire(entry, preempt, wait_seconds or self.wait_seconds)
             entry.holder = asyncio.current_task()
-            entry.stop_requested = False
+            entry.stop_requested = self.draining  # once draining, every new holder stops at once
             try:
                 yield
             finally:
@@ -100,9 +104,9 @@ class UploadLocks:
             await asyncio.sleep(self.poll_seconds)
         self.draining = True
         for entry in list(self._entries.values()):
-            self._stop_if_stalled(entry, loop.time(), 0.0)
+            self._stop(entry)
 
-    async def _acquire(self, entry: _Entry, preempt: bool, wait_seconds: float) -> None:
+    async def _acquire(self, entry: Holding, preempt: bool, wait_seconds: float) -> None:
         if entry.users == 1 and not entry.lock.locked():  # the common case: nobody else here
             await entry.lock.acquire()
             return
@@ -124,14 +128,14 @@ class UploadLocks:
             except TimeoutError:
                 continue
 
-    def _stop_if_stalled(self, entry: _Entry, now: float, idle: float | None = None) -> None:
+    def _stop_if_stalled(self, entry: Holding, now: float, idle: float | None = None) -> None:
         since = entry.receiving_since
         threshold = self.stall_seconds if idle is None else idle
         if since is not None and now - since >= threshold:
             self._stop(entry)
 
     @staticmethod
-    def _stop(entry: _Entry) -> None:
+    def _stop(entry: Holding) -> None:
         """Tell the holder to stop; if it is waiting for body bytes, cancel that wait."""
         if entry.holder is None:
             return
@@ -139,27 +143,8 @@ class UploadLocks:
         if entry.receiving_since is not None:
             entry.holder.cancel()
 
-    async def interruptible(
-        self, upload_id: str, source: AsyncIterator[bytes]
-    ) -> AsyncIterator[bytes]:
-        """Yield `source` until it ends or a newer request pre-empts the holder of `upload_id`.
-
-        Must be consumed by the task that holds the upload.
-        """
-        entry = self._entries[upload_id]
-        task = asyncio.current_task()
-        iterator = source.__aiter__()
-        loop = asyncio.get_running_loop()
-        while not entry.stop_requested and not self.draining:
-            entry.receiving_since = loop.time()
-            try:
-                chunk = await anext(iterator)
-            except StopAsyncIteration:
-                return
-            except asyncio.CancelledError:
-                if entry.stop_requested and task is not None and task.uncancel() == 0:
-                    return
-                raise
-            finally:
-                entry.receiving_since = None
-            yield chunk
+    def holding(self, upload_id: str) -> Holding:
+        """The lock on `upload_id`, for the task that holds it to read the body through
+        (`uploads.streams.GuardedBody`): it stops reading when a newer request or the drain
+        pre-empts it."""
+        return self._entries[upload_id]

@@ -228,8 +228,12 @@ class UploadService:
                 raise ERR_EXCEEDS_LENGTH.with_message(
                     f"the body of {chunk.content_length} bytes goes past the upload's length"
                 )
-            source = self.locks.interruptible(upload_id, chunk.body)
-            body = GuardedBody(source, limit=limit, checksum=chunk.checksum)
+            body = GuardedBody(
+                chunk.body,
+                limit=limit,
+                checksum=chunk.checksum,
+                holding=self.locks.holding(upload_id),
+            )
             committed = stored(video)
             result = await self.storage_call(self.store.write(committed, body.chunks()))
             if body.overflowed:
