@@ -225,11 +225,14 @@ class LocalStore:
 def _write_all(fd: int, chunks: list[bytes], position: int) -> int:
     """Write the chunks in order from `position`; returns the position after them."""
     for chunk in chunks:
-        view = memoryview(chunk)
-        while view:
-            written = os.pwrite(fd, view, position)
-            view = view[written:]
-            position += written
+        written = os.pwrite(fd, chunk, position)
+        position += written
+        if written < len(chunk):  # a short write (rare): the rest through a view, no copies
+            view = memoryview(chunk)[written:]
+            while view:
+                written = os.pwrite(fd, view, position)
+                view = view[written:]
+                position += written
     return position
 
 
