@@ -22,10 +22,10 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,7 +38,7 @@ from video_upload.errors import (
     ERR_UPLOAD_NOT_FOUND,
     ServiceError,
 )
-from video_upload.uploads.locks import UploadLocks
+from video_upload.uploads.locks import HeldLock, UploadLocks
 from video_upload.uploads.records import Clock, DatabaseSession, DirectCall
 
 log = logging.getLogger(__name__)
@@ -76,50 +76,22 @@ class WriterLeases:
         self.heartbeat_seconds = heartbeat_seconds
         self.poll_seconds = poll_seconds
 
-    @asynccontextmanager
-    async def exclusive(
+    def exclusive(
         self,
         upload_id: str,
         *,
         preempt: bool = False,
         wait_seconds: float | None = None,
         user_id: str | None = None,
-    ) -> AsyncIterator[Lease]:
-        """Hold the upload in this process and across nodes, or raise 423 after waiting.
+    ) -> ExclusiveLease:
+        """Hold the upload in this process and across nodes (`async with`, which gives the
+        `Lease`), or raise 423 after waiting.
 
         With `preempt`, a busy holder is asked to stop, but only on behalf of the upload's
         owner: when `user_id` is given and is not the owner, this raises 403 instead.
         """
         wait = wait_seconds if wait_seconds is not None else self.locks.wait_seconds
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        async with self.locks.hold(upload_id, preempt=preempt, wait_seconds=wait):
-            owner = f"{NODE}:{secrets.token_hex(6)}"
-            video = await self._take(
-                upload_id, owner, preempt=preempt, deadline=deadline, user_id=user_id
-            )
-            lease = Lease(upload_id, owner, video)
-            stopped = asyncio.Event()
-            heartbeat: list[asyncio.Task[None]] = []
-            taken_at = loop.time()
-            # Most requests end well within a heartbeat: start one only for those that do not.
-            starter = loop.call_later(
-                self.heartbeat_seconds,
-                lambda: heartbeat.append(
-                    loop.create_task(self._heartbeat(lease, stopped, taken_at))
-                ),
-            )
-            try:
-                yield lease
-            finally:
-                starter.cancel()
-                # Signalled, not cancelled: a cancellation landing mid-statement would make
-                # SQLAlchemy throw the connection away.
-                stopped.set()
-                for task in heartbeat:
-                    await task
-                if not lease.released:
-                    await self._release(upload_id, owner)
+        return ExclusiveLease(self, upload_id, preempt, wait, user_id)
 
     def is_busy(self, video: Video) -> bool:
         """Whether someone (here or on another node) may be writing to this upload now."""
@@ -208,3 +180,82 @@ class WriterLeases:
                 await self.chunks.release(upload_id, owner)
         except ServiceError:
             log.warning("could not release the lease on %s; it runs out by itself", upload_id)
+
+
+class ExclusiveLease:
+    """`WriterLeases.exclusive`'s context: the process's lock, then the lease row, with a
+    heartbeat for requests that last; given back on the way out. A class rather than a
+    generator-based context manager, which costs every PATCH a generator and its frames."""
+
+    __slots__ = (
+        "_heartbeat",
+        "_held",
+        "_lease",
+        "_leases",
+        "_preempt",
+        "_starter",
+        "_stopped",
+        "_upload_id",
+        "_user_id",
+        "_wait_seconds",
+    )
+
+    def __init__(
+        self,
+        leases: WriterLeases,
+        upload_id: str,
+        preempt: bool,
+        wait_seconds: float,
+        user_id: str | None,
+    ) -> None:
+        self._leases = leases
+        self._upload_id = upload_id
+        self._preempt = preempt
+        self._wait_seconds = wait_seconds
+        self._user_id = user_id
+        self._held: HeldLock | None = None
+        self._lease: Lease | None = None
+        self._stopped = asyncio.Event()
+        self._heartbeat: list[asyncio.Task[None]] = []
+        self._starter: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> Lease:
+        leases, upload_id = self._leases, self._upload_id
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._wait_seconds
+        held = leases.locks.hold(upload_id, preempt=self._preempt, wait_seconds=self._wait_seconds)
+        await held.__aenter__()
+        try:
+            owner = f"{NODE}:{secrets.token_hex(6)}"
+            video = await leases._take(
+                upload_id, owner, preempt=self._preempt, deadline=deadline, user_id=self._user_id
+            )
+        except BaseException:
+            await held.__aexit__(*sys.exc_info())
+            raise
+        self._held = held
+        lease = self._lease = Lease(upload_id, owner, video)
+        taken_at = loop.time()
+        heartbeat, stopped = self._heartbeat, self._stopped
+        # Most requests end well within a heartbeat: start one only for those that do not.
+        self._starter = loop.call_later(
+            leases.heartbeat_seconds,
+            lambda: heartbeat.append(loop.create_task(leases._heartbeat(lease, stopped, taken_at))),
+        )
+        return lease
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        held, lease = self._held, self._lease
+        assert held is not None and lease is not None, "not entered"
+        try:
+            if self._starter is not None:
+                self._starter.cancel()
+            # Signalled, not cancelled: a cancellation landing mid-statement would make
+            # SQLAlchemy throw the connection away.
+            self._stopped.set()
+            for task in self._heartbeat:
+                await task
+            if not lease.released:
+                await self._leases._release(lease.upload_id, lease.owner)
+        finally:
+            await held.__aexit__(*exc_info)

@@ -14,8 +14,6 @@ writers apart (the loser's bytes are discarded and it gets 409).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from video_upload.errors import ERR_UPLOAD_LOCKED
@@ -45,30 +43,24 @@ class UploadLocks:
         self.draining = False
         self._drain_task: asyncio.Task[None] | None = None
 
-    @asynccontextmanager
-    async def hold(
+    def hold(
         self, upload_id: str, *, preempt: bool = False, wait_seconds: float | None = None
-    ) -> AsyncIterator[None]:
-        """Hold the upload, waiting up to `wait_seconds` (else 423).
+    ) -> HeldLock:
+        """Hold the upload (`async with`), waiting up to `wait_seconds` (else 423).
 
         With `preempt`, a holder that stalls while we wait is told to stop and save.
         """
+        return HeldLock(self, upload_id, preempt, wait_seconds or self.wait_seconds)
+
+    def _enter(self, upload_id: str) -> Holding:
         entry = self._entries.setdefault(upload_id, Holding())
         entry.users += 1
-        try:
-            await self._acquire(entry, preempt, wait_seconds or self.wait_seconds)
-            entry.holder = asyncio.current_task()
-            entry.stop_requested = self.draining  # once draining, every new holder stops at once
-            try:
-                yield
-            finally:
-                entry.holder = None
-                entry.receiving_since = None
-                entry.lock.release()
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._entries[upload_id]
+        return entry
+
+    def _leave(self, upload_id: str, entry: Holding) -> None:
+        entry.users -= 1
+        if entry.users == 0:
+            del self._entries[upload_id]
 
     def is_held(self, upload_id: str) -> bool:
         entry = self._entries.get(upload_id)
@@ -148,3 +140,40 @@ class UploadLocks:
         (`uploads.streams.GuardedBody`): it stops reading when a newer request or the drain
         pre-empts it."""
         return self._entries[upload_id]
+
+
+class HeldLock:
+    """`UploadLocks.hold`'s context: a class rather than a generator-based context manager,
+    which costs every PATCH a generator and its frames (see `bench.instructions`)."""
+
+    __slots__ = ("_entry", "_locks", "_preempt", "_upload_id", "_wait_seconds")
+
+    def __init__(
+        self, locks: UploadLocks, upload_id: str, preempt: bool, wait_seconds: float
+    ) -> None:
+        self._locks = locks
+        self._upload_id = upload_id
+        self._preempt = preempt
+        self._wait_seconds = wait_seconds
+        self._entry: Holding | None = None
+
+    async def __aenter__(self) -> None:
+        locks = self._locks
+        entry = locks._enter(self._upload_id)
+        try:
+            await locks._acquire(entry, self._preempt, self._wait_seconds)
+        except BaseException:
+            locks._leave(self._upload_id, entry)
+            raise
+        entry.holder = asyncio.current_task()
+        entry.stop_requested = locks.draining  # once draining, every new holder stops at once
+        self._entry = entry
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        entry = self._entry
+        assert entry is not None, "not entered"
+        self._entry = None
+        entry.holder = None
+        entry.receiving_since = None
+        entry.lock.release()
+        self._locks._leave(self._upload_id, entry)
