@@ -96,7 +96,10 @@ class DirectStatement:
         A value missing from `values` is an error, as it is for SQLAlchemy."""
         out = self._template.copy()
         for position, name, processor in self._supplied:
-            out[position] = _bind(processor, values[name])
+            value = values[name]  # `_bind`, inline: this runs for every parameter of a PATCH
+            if processor is not None and value is not None:
+                value = processor(value)
+            out[position] = value
         return out
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
