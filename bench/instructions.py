@@ -60,6 +60,7 @@ MARKS_SOURCE = """\
 void dump_counts(const char *label) { CALLGRIND_DUMP_STATS_AT(label); }
 """
 COUNTED = "counted "  # the prefix of every dump label this tool makes
+PERF_MAP = "perf.map"  # the child's trampoline map, kept beside the dumps (CPython 3.12+)
 
 
 class InstructionsUnavailable(RuntimeError):
@@ -86,14 +87,19 @@ def marks_library(directory: Path) -> Path:
 
 def read_dumps(out_file: Path) -> dict[str, int]:
     """Instructions by label, from the dumps callgrind wrote next to `out_file`."""
-    counts: dict[str, int] = {}
+    return {name: count for name, (count, _) in counted_dumps(out_file).items()}
+
+
+def counted_dumps(out_file: Path) -> dict[str, tuple[int, Path]]:
+    """Each counted target's instructions and dump file, from the dumps next to `out_file`."""
+    found: dict[str, tuple[int, Path]] = {}
     for dump in out_file.parent.glob(out_file.name + ".*"):
         text = dump.read_text(errors="replace")
         trigger = re.search(r"^desc: Trigger: Client Request: (.*)$", text, re.MULTILINE)
         summary = re.search(r"^summary: (\d+)", text, re.MULTILINE)
         if trigger and summary and trigger.group(1).startswith(COUNTED):
-            counts[trigger.group(1).removeprefix(COUNTED)] = int(summary.group(1))
-    return counts
+            found[trigger.group(1).removeprefix(COUNTED)] = (int(summary.group(1)), dump)
+    return found
 
 
 def count(
@@ -142,6 +148,8 @@ def count(
             keep.mkdir(parents=True, exist_ok=True)
             for dump in work.glob(out_file.name + ".*"):
                 shutil.copy2(dump, keep / dump.name)
+            if (work / PERF_MAP).exists():
+                shutil.copy2(work / PERF_MAP, keep / PERF_MAP)
     missing = set(targets) - counts.keys()
     if missing:
         raise RuntimeError(f"callgrind wrote no count for {sorted(missing)}")
@@ -185,6 +193,16 @@ async def _child(args: argparse.Namespace) -> None:
                 await send_patches(target, path, headers, messages, args.patches)
                 if counted:
                     dump((COUNTED + name).encode())
+    keep_perf_map(Path.cwd() / PERF_MAP)
+
+
+def keep_perf_map(destination: Path) -> None:
+    """Under CPython 3.12's perf trampolines (`PYTHONPERFSUPPORT=1`), copy this process's map
+    of trampoline addresses to Python functions to `destination` (see `bench.by_function`)."""
+    active = getattr(sys, "is_stack_trampoline_active", None)  # CPython 3.12 and later
+    source = Path(f"/tmp/perf-{os.getpid()}.map")
+    if callable(active) and active() and source.exists():
+        shutil.copyfile(source, destination)
 
 
 def report(per_patch: dict[str, float], chunk_size: int, message_size: int, patches: int) -> str:

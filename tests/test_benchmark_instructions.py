@@ -75,3 +75,39 @@ def test_sinks_counted_under_callgrind_per_patch() -> None:
     # sink does what the raw one does and starts the writeback too.
     assert 10_000 < per_patch["sink"] < 2_000_000
     assert per_patch["sink"] < per_patch["sink_durable"] < 2_000_000
+
+
+PERF_MAP_TEXT = """\
+7f0000001000 b py::patch:/work/main/src/video_upload/tus/routes.py
+7f0000001010 b py::UploadService.write:/work/main/src/video_upload/uploads/service.py
+7f0000002000 b py::send_patch:/work/main/bench/asgi_calls.py
+"""
+
+ANNOTATED = """\
+--------------------------------------------------------------------------------
+Ir
+--------------------------------------------------------------------------------
+40,000,000 (100.0%)  PROGRAM TOTALS
+39,000,000 (97.50%)  /src/Python/ceval.c:_PyEval_EvalFrameDefault [/lib/libpython3.12.so]
+22,000,000 (55.00%)  ???:0x00007f0000002004 [???]
+20,000,000 (50.00%)  ???:0x00007f0000001000 [???]
+18,000,000 (45.00%)  ???:0x00007f000000101a [???]
+ 9,000,000 (22.50%)  ???:0x00007f0000003000 [???]
+ 1,000,000 ( 2.50%)  ???:sqlite3_step [/usr/lib/libsqlite3.so]
+"""
+
+
+def test_by_function_names_each_trampoline_by_the_perf_map_and_costs_it_per_patch() -> None:
+    from bench.by_function import PerfMap, python_functions
+
+    perf_map = PerfMap.parse(PERF_MAP_TEXT)
+    assert perf_map.name_at(0x7F0000001005).endswith("tus/routes.py")  # type: ignore[union-attr]
+    assert perf_map.name_at(0x7F000000101B) is None  # past the second trampoline's 11 bytes
+    assert perf_map.name_at(0x7F0000000FFF) is None
+    rows = python_functions(ANNOTATED, perf_map, patches=20)
+    assert [name.rsplit(":", 1)[0] for _, name in rows] == [
+        "py::send_patch",
+        "py::patch",
+        "py::UploadService.write",
+    ]
+    assert [cost for cost, _ in rows] == [1_100_000, 1_000_000, 900_000]
