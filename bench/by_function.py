@@ -32,7 +32,6 @@ from pathlib import Path
 
 from bench import instructions
 from bench.procs import REPO_ROOT
-from bench.stats import KIB, MIB
 
 # callgrind_annotate's lines: "  1,234,567 (12.34%)  file:function [object]"
 _ANNOTATED = re.compile(r"^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$")
@@ -97,10 +96,7 @@ def report(rows: list[tuple[float, str]], total: float, top: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.by_function", description=__doc__)
-    parser.add_argument("--chunk-mib", type=int, default=1, help="PATCH size (default 1 MiB)")
-    parser.add_argument("--chunk-kib", type=int, default=0, help="PATCH size in KiB instead")
-    parser.add_argument("--message-kib", type=int, default=64, help="ASGI body message size")
-    parser.add_argument("--patches", type=int, default=20, help="counted PATCHes")
+    instructions.add_patch_arguments(parser)
     parser.add_argument("--top", type=int, default=60, help="how many functions to list")
     args = parser.parse_args(argv)
     if sys.version_info < (3, 12):
@@ -114,13 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     if annotate is None:
         print("bench.by_function: callgrind_annotate (valgrind) is missing", file=sys.stderr)
         return 2
-    chunk_size = args.chunk_kib * KIB if args.chunk_kib else args.chunk_mib * MIB
+    chunk_size, message_size = instructions.patch_sizes(args)
     os.environ["PYTHONPERFSUPPORT"] = "1"  # for the counted child, which inherits it
     with tempfile.TemporaryDirectory(prefix="bench-by-function-") as scratch:
         keep = Path(scratch)
         try:
             per_patch = instructions.count(
-                chunk_size, args.message_kib * KIB, args.patches, ("service",), keep
+                chunk_size, message_size, args.patches, ("service",), keep
             )
         except instructions.InstructionsUnavailable as error:
             print(f"bench.by_function: {error}", file=sys.stderr)

@@ -220,12 +220,23 @@ def report(per_patch: dict[str, float], chunk_size: int, message_size: int, patc
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
+def add_patch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that shape the counted PATCHes (here and in `bench.by_function`)."""
     parser.add_argument("--chunk-mib", type=int, default=1, help="PATCH size (default 1 MiB)")
     parser.add_argument("--chunk-kib", type=int, default=0, help="PATCH size in KiB instead")
     parser.add_argument("--message-kib", type=int, default=64, help="ASGI body message size")
     parser.add_argument("--patches", type=int, default=20, help="counted PATCHes per target")
+
+
+def patch_sizes(args: argparse.Namespace) -> tuple[int, int]:
+    """The PATCH size and the ASGI message size in bytes, from `add_patch_arguments`' options."""
+    chunk_size = args.chunk_kib * KIB if args.chunk_kib else args.chunk_mib * MIB
+    return chunk_size, args.message_kib * KIB
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__)
+    add_patch_arguments(parser)
     parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated targets")
     parser.add_argument("--keep", type=Path, help="copy callgrind's dumps to this directory")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # the marks library, inside callgrind
@@ -240,8 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = tuple(args.targets.split(","))
     if unknown := set(targets) - set(TARGETS):
         parser.error(f"unknown targets {sorted(unknown)} (known: {', '.join(TARGETS)})")
-    chunk_size = args.chunk_kib * KIB if args.chunk_kib else args.chunk_mib * MIB
-    message_size = args.message_kib * KIB
+    chunk_size, message_size = patch_sizes(args)
     try:
         per_patch = count(chunk_size, message_size, args.patches, targets, args.keep)
     except InstructionsUnavailable as error:
