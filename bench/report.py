@@ -63,6 +63,16 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
             durable = throughput[key].get("ratio_vs_sink_durable")
             if durable is not None:  # for reading the above: the same durability on both sides
                 add(f"  (service / sink flushed at the end, {label})", "-", durable, None)
+            disk = throughput[key].get("paired_disk_vs_sink")
+            if disk:  # the ceiling of any server that flushes: the disk alone, no server at all
+                spread = f"{disk[0]:.2f} to {disk[-1]:.2f}"
+                rounds = f"{sum(r >= floor for r in disk)}/{len(disk)} rounds >= {floor}"
+                add(
+                    f"  (disk alone, no server / raw sink, per round: {spread}; {rounds})",
+                    "-",
+                    throughput[key]["ratio_disk_vs_sink"],
+                    None,
+                )
             variant = throughput[key].get("ratio_variant_vs_sink")
             against = throughput[key].get("paired_variant_vs_service")
             if variant is not None and against:  # --variant-pythonpath: the change weighed
@@ -171,6 +181,19 @@ def table(results: dict[str, Any]) -> str:
                         _num(t["cpu_s_per_gib"]),
                         _num(t["rss_peak_mib"], ".1f"),
                         str(len(t["runs"])),
+                    ]
+                )
+            disk = entry.get("disk")
+            if disk:
+                rows.append(
+                    [
+                        entry["label"],
+                        "disk alone",
+                        _num(disk["mb_per_s"], ".1f"),
+                        _num(entry.get("ratio_disk_vs_sink")),
+                        "",
+                        "",
+                        str(len(disk["runs_mb_per_s"])),
                     ]
                 )
         parts.append(

@@ -16,6 +16,10 @@ that do not complete the upload and the one that does (`wall_time_split`).
 Besides the ratio of the medians, each round gives a paired ratio (the service's run over the
 sink's run of the same round, minutes apart at most): their spread shows how far the machine's
 drift, not the code, moves the ratio.
+
+Every round also times the disk alone (`bench.disk`): the scenario's bytes written and flushed
+the local store's way by the benchmark process itself, with no server. Its ratio to the raw sink
+is the most any server that keeps its bytes can reach against the raw sink on this machine.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.client import UploadTimings
+from bench.disk import durable_mb_per_s
 from bench.procs import Monitor
 from bench.stats import GIB, MB, MIB, median
 from bench.targets import Target
@@ -165,6 +170,8 @@ async def measure(
     section: dict[str, Any] = {}
     for scenario in chosen:
         collected: dict[str, list[RunResult]] = {target.name: [] for target in targets}
+        disk: list[float] = []
+        body = payload[: scenario.size]
         for target in targets:  # the warm-up round, not counted
             await run_once(target, scenario, payload)
         for attempt in range(runs):
@@ -176,6 +183,11 @@ async def measure(
                     f"{result.mb_per_s:7.1f} MB/s  {result.cpu_s_per_gib:5.2f} CPU s/GiB  "
                     f"peak RSS {result.rss_peak / MIB:6.1f} MiB"
                 )
+            disk.append(durable_mb_per_s(body, files=scenario.uploads, chunk=scenario.chunk))
+            log(
+                f"  {scenario.label:<32} {'disk alone':<11} run {attempt + 1}/{runs}: "
+                f"{disk[-1]:7.1f} MB/s"
+            )
         summary = {name: summarise(results) for name, results in collected.items()}
         entry: dict[str, Any] = {
             "label": scenario.label,
@@ -187,6 +199,14 @@ async def measure(
         if "service" in summary and "sink" in summary:
             entry["ratio_vs_sink"] = summary["service"]["mb_per_s"] / summary["sink"]["mb_per_s"]
             entry["paired_ratios_vs_sink"] = paired_ratios(collected["service"], collected["sink"])
+        if disk:
+            entry["disk"] = {"mb_per_s": median(disk), "runs_mb_per_s": disk}
+        if disk and "sink" in summary:
+            sink_runs = [run.mb_per_s for run in collected["sink"]]
+            entry["ratio_disk_vs_sink"] = median(disk) / summary["sink"]["mb_per_s"]
+            entry["paired_disk_vs_sink"] = sorted(
+                a / b for a, b in zip(disk, sink_runs, strict=True)
+            )
         if "service" in summary and "sink_fsync" in summary:
             entry["ratio_vs_sink_fsync"] = (
                 summary["service"]["mb_per_s"] / summary["sink_fsync"]["mb_per_s"]
