@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import pytest
 
 from bench.disk import write_durably
 from bench.host_memory import recycle_free_pages
+from bench.rawhttp import RawConnection
 from bench.report import checks
 from bench.s3proxy import operation
 from bench.stats import percentile
@@ -201,3 +204,40 @@ def test_quick_benchmark_run_measures_each_section_and_saves_json_and_chart(
         "HEAD p50 on SQLite (ms)",
         "S3 UploadParts per aligned 5 MiB PATCH",
     }
+
+
+def test_lean_client_reads_a_body_and_keeps_the_next_response_for_the_next_request() -> None:
+    """The latency section's client: a response's body ends where `Content-Length` says, and
+    what follows on the kept-alive socket is the next request's answer, whole."""
+    answers = (
+        b"HTTP/1.1 201 Created\r\nContent-Length: 5\r\nLocation: /files/1\r\n\r\nhello"
+        b"HTTP/1.1 200 OK\r\nUpload-Offset: 7\r\nContent-Length: 1024\r\n\r\n"
+    )
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+
+    def serve() -> None:
+        peer, _ = listener.accept()
+        with peer:
+            received.append(peer.recv(65536))
+            peer.sendall(answers)  # both answers at once, as a pipelining server may
+            received.append(peer.recv(65536))
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        with RawConnection(f"http://127.0.0.1:{listener.getsockname()[1]}") as connection:
+            created = connection.send(connection.prepare("POST", "/files", {"A": "1"}))
+            head = connection.send(connection.prepare("HEAD", "/files/1", {}), head=True)
+    finally:
+        server.join(timeout=10)
+        listener.close()
+    assert (created.status, created.headers["location"], created.body) == (
+        201,
+        "/files/1",
+        b"hello",
+    )
+    assert (head.status, head.headers["upload-offset"], head.body) == (200, "7", b"")
+    assert received[0].startswith(b"POST /files HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert b"\r\nA: 1\r\n\r\n" in received[0]
+    assert received[1].startswith(b"HEAD /files/1 HTTP/1.1\r\n")
