@@ -7,9 +7,10 @@ WEB_DIR := web
 
 setup: setup-python setup-js setup-web
 
+# --inexact: `make run` keeps what `make test` installed (the bench group) instead of removing it.
 setup-python:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --inexact
 
 # The benchmark's own dependencies (matplotlib, psutil, py-spy, moto). The checks and the tests
 # cover bench/ too, so `make test` installs them.
@@ -38,7 +39,7 @@ setup-valgrind:
 
 run: setup-python
 	@$(MAKE) --no-print-directory setup-web || echo "warning: the upload page at / needs npm (make setup-web); the API works without it"
-	$(UV) run video-upload serve --host 127.0.0.1 --port 8000
+	$(UV) run --frozen video-upload serve --host 127.0.0.1 --port 8000
 
 check: setup-bench
 	$(UV) run --frozen --group bench ruff check src tests bench

@@ -40,6 +40,9 @@ class SavedRun:
     flushed: dict[str, float]  # scenario key -> service / sink flushed at the end
     flushed_rounds: dict[str, list[float]]  # the same, round by round
     cpu_s_per_gib: dict[str, float]  # scenario key -> the service's CPU seconds per GiB
+    disk: dict[
+        str, float
+    ]  # scenario key -> the disk alone / raw sink (runs since the tenth session)
     labels: dict[str, str]  # scenario key -> e.g. "1 x 256 MiB, 5 MiB PATCHes"
 
 
@@ -88,6 +91,9 @@ def saved_run(data: dict[str, Any]) -> SavedRun:
             if "service" in s.get("targets", {})
         },
         labels={k: str(s.get("label", k)) for k, s in scenarios.items()},
+        disk={
+            k: s["ratio_disk_vs_sink"] for k, s in scenarios.items() if "ratio_disk_vs_sink" in s
+        },
     )
 
 
@@ -147,7 +153,7 @@ def _pair(values: dict[str, float]) -> str:
 def table(runs: list[SavedRun]) -> str:
     headers = ["run (UTC)", "commit", "machine", "Python"]
     headers += [f"{_size(key)} (rounds >= {floor})" for key, floor in RATIO_FLOORS.items()]
-    headers += ["vs flushed sink", "service CPU s/GiB"]
+    headers += ["vs flushed sink", "service CPU s/GiB", "disk alone / sink"]
     rows = [
         [
             run.started_at[:16].replace("T", " "),
@@ -157,6 +163,7 @@ def table(runs: list[SavedRun]) -> str:
             *(_cell(run, key) for key in RATIO_FLOORS),
             _pair(run.flushed),
             _pair(run.cpu_s_per_gib),
+            _pair(run.disk) if run.disk else "-",
         ]
         for run in runs
     ]

@@ -91,7 +91,13 @@ def test_history_counts_full_runs_and_rounds_meeting_each_floor(tmp_path: Path) 
         "0.80 (2/2)",  # 1 MiB: ratio (rounds at or above 0.75)
         "0.85 / 0.85",  # against the sink flushed at the end
         "1.25 / 1.25",  # the service's CPU s/GiB
+        "-",  # the disk alone: not measured before the tenth session
     ]
+    disk = _run("2026-11-25T11:00:00+00:00", "ddddddd", 0.8, 0.8)
+    disk["sections"]["throughput"]["single_5mib"]["ratio_disk_vs_sink"] = 0.84
+    disk["sections"]["throughput"]["single_1mib"]["ratio_disk_vs_sink"] = 2.5
+    row = history.table([history.saved_run(disk)]).splitlines()[2]
+    assert re.split(r"\s{2,}", row.strip())[-1] == "0.84 / 2.50"  # the disk alone / raw sink
 
 
 def test_history_marks_a_run_measured_with_uncommitted_changes(tmp_path: Path) -> None:
