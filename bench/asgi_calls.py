@@ -19,15 +19,18 @@ from bench.client import tus_metadata
 TUS_PATH = "/api/v1/videos/tus"
 
 
-def service_settings(base: Path, secret: str, max_mb: int) -> Any:
-    """The service's settings for a run in `base`: SQLite, the local store, no video probe."""
+def service_settings(
+    base: Path, secret: str, max_mb: int, database_url: str | None = None
+) -> Any:
+    """The service's settings for a run in `base`: SQLite unless `database_url` says otherwise,
+    the local store, no video probe."""
     from video_upload.config import Settings
 
     return Settings(
         data_dir=base,
         local_storage_path=base / "uploads",
         jwt_secret=secret,
-        database_url=f"sqlite+aiosqlite:///{base / 'video-upload.db'}",
+        database_url=database_url or f"sqlite+aiosqlite:///{base / 'video-upload.db'}",
         video_probe=False,
         max_video_size_mb=max_mb,
     )

@@ -23,6 +23,9 @@ response, by timing wrappers (about 1 µs per wrapped call; they are installed o
 option). `--chunk-kib 4` makes the body negligible, so what is left is the service's fixed cost
 per PATCH.
 
+`--postgres` adds the service on PostgreSQL (a throwaway database at 127.0.0.1:5432) as another
+alternating target. Only this process's CPU is counted, not the PostgreSQL backend's.
+
 `--what-if NAME` adds a variant of the service as a fourth target, to weigh a redesign before
 making it. Variants change the running service in ways that drop a guarantee, so they exist only
 here, never as a setting:
@@ -55,6 +58,7 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
+from bench import pg
 from bench.asgi_calls import (
     body_messages,
     create_upload,
@@ -209,6 +213,10 @@ async def measure(args: argparse.Namespace) -> None:
     services = {"service": service_settings(base, secret, max_mb)}
     if args.what_if:
         services[f"what-if {args.what_if}"] = service_settings(base / "what-if", secret, max_mb)
+    databases = contextlib.ExitStack()
+    if args.postgres:
+        url = databases.enter_context(pg.throwaway_database())
+        services["service_postgres"] = service_settings(base / "pg", secret, max_mb, url)
     apps = {name: create_app(settings) for name, settings in services.items()}
     for settings in services.values():
         await asyncio.to_thread(migrate, settings.resolved_database_url)
@@ -238,16 +246,17 @@ async def measure(args: argparse.Namespace) -> None:
                     )
                     if round_number > 0:
                         results[name].append(cpu)
-                    if name == "service" and round_number > 0 and SPENT:
-                        _print_sections(round_number, args.patches)
+                    if name in apps and round_number > 0 and SPENT:
+                        _print_sections(name, round_number, args.patches)
                     remove_files(*folders)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+        databases.close()
     _report(args, len(chunk), results)
 
 
-def _print_sections(round_number: int, patches: int) -> None:
-    print(f"  round {round_number} service sections, ms per PATCH:")
+def _print_sections(name: str, round_number: int, patches: int) -> None:
+    print(f"  round {round_number} {name} sections, ms per PATCH:")
     for label in SECTIONS:
         if (spent := SPENT.get(label)) is not None:
             print(f"    {label:<48} {1e3 * spent / patches:7.3f}")
@@ -297,6 +306,11 @@ def main() -> None:
         help="deliver each body message on a later loop turn, as a socket does",
     )
     parser.add_argument("--what-if", choices=WHAT_IF, help="add a variant of the service")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="add the service on PostgreSQL (a throwaway database at 127.0.0.1:5432)",
+    )
     args = parser.parse_args()
     import uvloop
 
