@@ -19,9 +19,7 @@ from bench.client import tus_metadata
 TUS_PATH = "/api/v1/videos/tus"
 
 
-def service_settings(
-    base: Path, secret: str, max_mb: int, database_url: str | None = None
-) -> Any:
+def service_settings(base: Path, secret: str, max_mb: int, database_url: str | None = None) -> Any:
     """The service's settings for a run in `base`: SQLite unless `database_url` says otherwise,
     the local store, no video probe."""
     from video_upload.config import Settings
