@@ -1,0 +1,62 @@
+"""The README's reference tables say what the code does: every setting and every command option.
+
+People configure the service and drive the command line from these tables; an option the table
+names but the parser refuses (or a setting it leaves out) sends them astray at the first step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from video_upload.cli import build_parser
+from video_upload.config import Settings
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def _section(heading: str) -> str:
+    start = README.index(f"\n## {heading}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end >= 0 else None]
+
+
+def _table_rows(section: str) -> list[list[str]]:
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows[2:]]
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    raise AssertionError("video-upload has no subcommands")
+
+
+def _options(parser: argparse.ArgumentParser) -> set[str]:
+    return {
+        option
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+
+
+def test_configuration_table_lists_every_setting_and_nothing_else() -> None:
+    documented = {row[0].strip("`") for row in _table_rows(_section("Configuration"))}
+    settings = {name.upper() for name in Settings.model_fields}
+    assert documented == settings
+
+
+def test_command_table_names_every_subcommand_with_the_options_it_accepts() -> None:
+    documented: dict[str, set[str]] = {}
+    for row in _table_rows(_section("Command line")):
+        usage = row[0].strip("`")
+        name = usage.split()[1]
+        documented[name] = set(re.findall(r"--[a-z][a-z-]*", usage))
+    commands = _subcommands()
+    assert set(documented) == set(commands)
+    for name, parser in commands.items():
+        assert documented[name] == _options(parser), name
