@@ -213,13 +213,17 @@ async def measure(args: argparse.Namespace) -> None:
     services = {"service": service_settings(base, secret, max_mb)}
     if args.what_if:
         services[f"what-if {args.what_if}"] = service_settings(base / "what-if", secret, max_mb)
-    databases = contextlib.ExitStack()
+    databases = contextlib.ExitStack()  # closed last, in the `finally` below
     if args.postgres:
         url = databases.enter_context(pg.throwaway_database())
         services["service_postgres"] = service_settings(base / "pg", secret, max_mb, url)
-    apps = {name: create_app(settings) for name, settings in services.items()}
-    for settings in services.values():
-        await asyncio.to_thread(migrate, settings.resolved_database_url)
+    try:
+        apps = {name: create_app(settings) for name, settings in services.items()}
+        for settings in services.values():
+            await asyncio.to_thread(migrate, settings.resolved_database_url)
+    except BaseException:
+        databases.close()
+        raise
     targets: list[tuple[str, ASGIApp]] = [
         *apps.items(),
         ("sink", Sink(base / "sink")),

@@ -18,8 +18,10 @@ sink's run of the same round, minutes apart at most): their spread shows how far
 drift, not the code, moves the ratio.
 
 Every round also times the disk alone (`bench.disk`): the scenario's bytes written and flushed
-the local store's way by the benchmark process itself, with no server. Its ratio to the raw sink
-is the most any server that keeps its bytes can reach against the raw sink on this machine.
+the local store's way by the benchmark process itself, with no server, after the round's servers.
+At the same moment no server that keeps its bytes could beat it, so over the rounds its ratio to
+the raw sink is the most the disk allows such a server (one reading can catch the disk still
+busy with the servers' writes).
 """
 
 from __future__ import annotations
