@@ -50,6 +50,8 @@ def _throughput(ax: Axes, throughput: dict[str, Any]) -> None:
             text = f"SQLite {ratio:.2f}x sink"
             if scenario.get("ratio_postgres_vs_sink") is not None:
                 text += f"\nPostgreSQL {scenario['ratio_postgres_vs_sink']:.2f}x"
+            if scenario.get("ratio_disk_vs_sink") is not None:  # the durable ceiling
+                text += f"\ndisk alone {scenario['ratio_disk_vs_sink']:.2f}x"
             ax.text(i, top * 1.08, text, ha="center", fontsize=7, color="#1f77b4")
     ax.set_ylim(top=ax.get_ylim()[1] * 1.3)
     ax.legend(fontsize=7, loc="upper right")

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import User
-from tests.support.live import LiveServer
-from tests.support.tus import checksum, complete_and_read, create_upload, patch_headers, pattern
+from tests.conftest import User, make_settings, new_user
+from tests.support.live import LiveServer, start_server
+from tests.support.tus import (
+    TUS_PATH,
+    checksum,
+    complete_and_read,
+    create_upload,
+    metadata,
+    patch_headers,
+    pattern,
+)
+from video_upload.db.engine import migrate
 
 
 def test_patch_appends_bytes_and_returns_new_offset(
@@ -166,3 +176,43 @@ def test_many_chunks_of_mixed_sizes_give_identical_bytes(
         offset += size
     content = complete_and_read(client, user.bearer, url)
     assert hashlib.sha256(content).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_patch_the_disk_cannot_hold_returns_507_and_keeps_what_was_committed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An upload longer than the local store's free disk space is refused at its next PATCH
+    (507, retry later), before its body is read; the bytes committed before stay, and HEAD
+    still reports them. Only the local store reserves room, so one server: SQLite, local."""
+    base = tmp_path_factory.mktemp("full-disk")
+    settings = make_settings(request, base, "sqlite-local", max_video_size_mb=10**9)
+    migrate(settings.resolved_database_url)
+    live = start_server("full-disk", settings)
+    try:
+        user = new_user(live)
+        with httpx.Client(base_url=live.base_url, timeout=30) as http:
+            session = http.post("/api/v1/sessions", json={}, headers=user.bearer).json()["id"]
+            created = http.post(  # the length deferred: the first PATCH reserves nothing
+                TUS_PATH,
+                headers={
+                    **user.headers,
+                    "Upload-Defer-Length": "1",
+                    "Upload-Metadata": metadata(session_id=str(session), filename="big.mp4"),
+                },
+            )
+            url = created.headers["Location"]
+            first = http.patch(url, headers=patch_headers(user.headers, 0), content=b"a" * 100)
+            (base / "uploads").mkdir(exist_ok=True)
+            stats = os.statvfs(base / "uploads")
+            too_long = stats.f_bavail * stats.f_frsize + 1024**3  # a GiB more than is free
+            headers = {**patch_headers(user.headers, 100), "Upload-Length": str(too_long)}
+            refused = http.patch(url, headers=headers, content=b"b" * 100)
+            head = http.head(url, headers=user.headers)
+    finally:
+        live.stop()
+    assert first.status_code == 204
+    assert refused.status_code == 507
+    assert refused.headers["Retry-After"] == "60"
+    assert "not enough disk space" in refused.text
+    assert head.headers["Upload-Offset"] == "100"
+    assert "Upload-Length" not in head.headers  # the refused PATCH declared nothing either

@@ -71,6 +71,12 @@ ERR_DATABASE_UNAVAILABLE = ErrorKind(
     "database_unavailable", 503, "database is temporarily unavailable; retry", {"Retry-After": "1"}
 )
 ERR_STORAGE_FAILED = ErrorKind("storage_failed", 500, "storage failed")
+ERR_STORAGE_FULL = ErrorKind(
+    "insufficient_storage",
+    507,
+    "not enough storage space for this upload; retry later",
+    {"Retry-After": "60"},
+)
 # What the probe on completion can say about a file (see video_upload.media).
 ERR_INVALID_VIDEO = ErrorKind("not_a_video", 422, "the file is not a decodable video")
 ERR_VIDEO_TOO_LONG = ErrorKind("video_too_long", 422, "the video is longer than allowed")

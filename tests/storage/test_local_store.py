@@ -1,4 +1,5 @@
-"""The local store's durability policy and what it reports after a machine crash."""
+"""The local store's durability policy, what it reports after a machine crash, and the disk
+space it reserves for the rest of an upload."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from video_upload.storage.base import StorageError, StoredUpload
+from video_upload.storage.base import StorageError, StorageFull, StoredUpload
 from video_upload.storage.local import LocalStore, SyncPolicy
 
 
@@ -99,3 +100,81 @@ def test_a_write_drops_what_an_abandoned_write_left_past_the_committed_offset(
 
     asyncio.run(scenario())
     assert (tmp_path / "take").read_bytes() == b"a" * 1000 + b"b" * 300
+
+
+def _allocated(path: Path) -> int:
+    return os.stat(path).st_blocks * 512
+
+
+def test_a_write_reserves_the_room_for_the_rest_of_the_upload_without_growing_the_file(
+    tmp_path: Path,
+) -> None:
+    """The rest of a known length is reserved at the first write (HEAD and crash recovery still
+    see only the bytes written), and nothing stays reserved once the upload is complete."""
+    store = LocalStore(tmp_path)
+    length = 8 * 1024 * 1024
+    path = tmp_path / "take"
+
+    async def scenario() -> tuple[int, int]:
+        await store.create("take")
+        first = await store.write(StoredUpload("take", 0, length=length), body(b"a" * 1000))
+        reserved = _allocated(path)
+        assert os.stat(path).st_size == first.offset == 1000
+        assert await store.held(StoredUpload("take", first.offset, length=length)) == 1000
+        rest = b"b" * (length - 1000)
+        done = await store.write(StoredUpload("take", first.offset, length=length), body(rest))
+        await store.finish(StoredUpload("take", done.offset, length=length))
+        return reserved, _allocated(path)
+
+    reserved, finished = asyncio.run(scenario())
+    assert reserved >= length
+    assert length <= finished < length + 64 * 1024
+    assert path.read_bytes() == b"a" * 1000 + b"b" * (length - 1000)
+
+
+def test_the_room_given_back_with_an_abandoned_write_is_reserved_again_by_the_next(
+    tmp_path: Path,
+) -> None:
+    store = LocalStore(tmp_path)
+    length = 4 * 1024 * 1024
+    path = tmp_path / "take"
+
+    async def scenario() -> None:
+        await store.create("take")
+        committed = await store.write(StoredUpload("take", 0, length=length), body(b"a" * 1000))
+        abandoned = await store.write(
+            StoredUpload("take", committed.offset, length=length), body(b"x" * 5000)
+        )
+        await store.discard(StoredUpload("take", committed.offset, length=length), abandoned)
+        assert _allocated(path) < length  # cutting the file gave the reservation back
+        await store.write(StoredUpload("take", committed.offset, length=length), body(b"b" * 10))
+        assert _allocated(path) >= length
+
+    asyncio.run(scenario())
+    assert path.read_bytes() == b"a" * 1000 + b"b" * 10
+
+
+def test_a_write_the_disk_cannot_hold_is_refused_before_reading_its_body(tmp_path: Path) -> None:
+    """An upload longer than the free space fails at its next PATCH, not when the disk is full;
+    the committed bytes stay, nothing is reserved, and no byte of the refused body is read."""
+    store = LocalStore(tmp_path)
+    stats = os.statvfs(tmp_path)
+    length = stats.f_bavail * stats.f_frsize + 1024**3  # a GiB more than the disk has free
+    path = tmp_path / "take"
+    read: list[bytes] = []
+
+    async def refused_body() -> AsyncIterator[bytes]:
+        read.append(b"y" * 10)
+        yield read[-1]
+
+    async def scenario() -> None:
+        await store.create("take")
+        await store.write(StoredUpload("take", 0), body(b"a" * 1000))  # length not yet known
+        before = _allocated(path)
+        with pytest.raises(StorageFull, match="not enough disk space"):
+            await store.write(StoredUpload("take", 1000, length=length), refused_body())
+        assert _allocated(path) == before
+
+    asyncio.run(scenario())
+    assert read == []
+    assert path.read_bytes() == b"a" * 1000

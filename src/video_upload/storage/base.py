@@ -41,13 +41,19 @@ class StorageError(Exception):
         self.retryable = retryable
 
 
+class StorageFull(StorageError):
+    """The store has no room for the rest of an upload now; space may be freed later."""
+
+
 @dataclass(frozen=True)
 class StoredUpload:
-    """What the metadata database knows about an upload's bytes: the committed view."""
+    """What the metadata database knows about an upload's bytes: the committed view, and the
+    upload's length when it is known (a store may reserve room for the rest)."""
 
     key: str
     offset: int
     state: StoreState = field(default_factory=dict)
+    length: int | None = None
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,11 @@ names from clients). A write first cuts the file back to the committed offset, s
 abandoned write left behind (a crash before the metadata commit, a failed checksum) are dropped
 and the client's resend lands exactly where the database says the upload stands.
 
-Writes go through a buffer of at most `buffer_size` bytes (small, so that hundreds of slow
-uploads cost little memory). When bytes reach the disk is the `sync` policy:
+Before a write, the room for the rest of the upload is reserved when its length is known
+(`storage.reserve`): a disk that cannot hold it refuses the PATCH at once (`StorageFull`), and the
+writes land in blocks already allocated. Writes go through a buffer of at most `buffer_size`
+bytes (small, so that hundreds of slow uploads cost little memory). When bytes reach the disk
+is the `sync` policy:
 
 - `finish` (the default): each write leaves its bytes in the operating system's page cache, which
   survives a crash of the service, and asks the kernel to start writing them to disk without
@@ -46,6 +49,7 @@ from video_upload.storage.base import (
     WriteResult,
     check_sidecar,
 )
+from video_upload.storage.reserve import reserve
 from video_upload.storage.writeback import start_writeback_soon
 
 READ_CHUNK = 256 * 1024
@@ -96,6 +100,8 @@ class LocalStore:
         try:
             if _refuse_gap(fd, upload.offset) > upload.offset:
                 os.ftruncate(fd, upload.offset)
+            if upload.length is not None:
+                reserve(fd, upload.offset, upload.length)
             pending: list[bytes] = []
             pending_size = 0
             async for chunk in stream:

@@ -57,9 +57,13 @@ class WriteOutcome:
     disconnected: bool
 
 
-def stored(video: Video) -> StoredUpload:
+def stored(video: Video, length: int | None = None) -> StoredUpload:
+    """The store's view of `video`; `length` when a PATCH declares it (deferred length)."""
     return StoredUpload(
-        key=video.storage_key, offset=video.upload_offset, state=video.upload_metadata
+        key=video.storage_key,
+        offset=video.upload_offset,
+        state=video.upload_metadata,
+        length=video.upload_length if length is None else length,
     )
 
 

@@ -34,13 +34,20 @@ from video_upload.errors import (
     ERR_OFFSET_MISMATCH,
     ERR_SESSION_NOT_FOUND,
     ERR_STORAGE_FAILED,
+    ERR_STORAGE_FULL,
     ERR_STORAGE_UNAVAILABLE,
     ERR_TOO_LARGE,
     ERR_UPLOAD_GONE,
     ERR_UPLOAD_NOT_FOUND,
     ServiceError,
 )
-from video_upload.storage.base import StorageError, StoredUpload, UploadStore, WriteResult
+from video_upload.storage.base import (
+    StorageError,
+    StorageFull,
+    StoredUpload,
+    UploadStore,
+    WriteResult,
+)
 from video_upload.uploads.concat import Concatenator
 from video_upload.uploads.creation import UploadCreation
 from video_upload.uploads.leases import Lease, WriterLeases
@@ -234,7 +241,7 @@ class UploadService:
                 checksum=chunk.checksum,
                 holding=self.locks.holding(upload_id),
             )
-            committed = stored(video)
+            committed = stored(video, length)
             result = await self.storage_call(self.store.write(committed, body.chunks()))
             if body.overflowed:
                 await self._discard(committed, result)
@@ -366,6 +373,9 @@ class UploadService:
         """Await a store call, turning its failures into the client-facing errors."""
         try:
             return await operation
+        except StorageFull as error:
+            log.warning("storage full: %s", error)
+            raise ERR_STORAGE_FULL.with_message(str(error)) from error
         except StorageError as error:
             log.warning("storage failure: %s", error)
             if error.retryable:
