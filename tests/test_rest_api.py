@@ -818,10 +818,16 @@ def test_openapi_documents_every_rest_endpoint_with_schemas_and_error_responses(
 
 TUS_OPERATIONS = [
     # method, path, success, request headers documented, statuses beyond 401 and 412
-    ("post", "/api/v1/videos/tus", "201", {"Upload-Length", "Upload-Metadata"}, {400, 413, 460}),
+    (
+        "post",
+        "/api/v1/videos/tus",
+        "201",
+        {"Upload-Length", "Upload-Metadata"},
+        {400, 413, 460, 507},
+    ),
     ("post", "/api/v1/videos/tus/{upload_id}", "201", {"Upload-Length"}, {404, 409, 460}),
     ("head", "/api/v1/videos/tus/{upload_id}", "200", set(), {403, 404, 410}),
-    ("patch", "/api/v1/videos/tus/{upload_id}", "204", {"Upload-Offset"}, {409, 415, 460}),
+    ("patch", "/api/v1/videos/tus/{upload_id}", "204", {"Upload-Offset"}, {409, 415, 460, 507}),
     ("delete", "/api/v1/videos/tus/{upload_id}", "204", set(), {403, 404}),
 ]
 

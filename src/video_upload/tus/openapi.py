@@ -79,6 +79,8 @@ _ANSWERS = {
     423: "Another request is writing to this upload; retry shortly",
     460: "The chunk's checksum does not match; nothing of it was kept",
     503: "Database or storage temporarily unavailable; retry after Retry-After",
+    507: "The disk has no room for the rest of this upload; the committed bytes stay, retry "
+    "after Retry-After",
 }
 
 
@@ -109,7 +111,7 @@ CREATE: Documented = {
     "responses": _answers(
         201,
         "Created: Location is the upload's URL (with Upload-Offset when a body was sent)",
-        [400, 401, 403, 404, 412, 413, 415, 423, 460, 503],
+        [400, 401, 403, 404, 412, 413, 415, 423, 460, 503, 507],
     ),
     "openapi_extra": _extra(
         _LENGTH, _DEFER_LENGTH, _METADATA, _CONCAT, _CHECKSUM, body=_CREATION_BODY
@@ -119,7 +121,7 @@ CREATE_INITIALISED: Documented = {
     "responses": _answers(
         201,
         "The REST-initialised upload, adopted: Location is its URL",
-        [400, 401, 403, 404, 409, 410, 412, 413, 415, 423, 460, 503],
+        [400, 401, 403, 404, 409, 410, 412, 413, 415, 423, 460, 503, 507],
     ),
     "openapi_extra": _extra(_LENGTH, _CHECKSUM, body=_CREATION_BODY),
 }
@@ -136,7 +138,7 @@ PATCH: Documented = {
     "responses": _answers(
         204,
         "Stored: Upload-Offset is the new offset",
-        [400, 401, 403, 404, 409, 410, 412, 413, 415, 423, 460, 503],
+        [400, 401, 403, 404, 409, 410, 412, 413, 415, 423, 460, 503, 507],
     ),
     "openapi_extra": _extra(_OFFSET, _LENGTH, _CHECKSUM, body=_CHUNK_BODY),
 }
