@@ -98,10 +98,12 @@ class LocalStore:
             raise StorageError(f"cannot open upload file: {error.strerror}") from error
         offset = upload.offset
         try:
-            if _refuse_gap(fd, upload.offset) > upload.offset:
+            status = _refuse_gap(fd, upload.offset)
+            if status.st_size > upload.offset:
                 os.ftruncate(fd, upload.offset)
+                status = os.fstat(fd)  # the cut gave back what was reserved past it
             if upload.length is not None:
-                reserve(fd, upload.offset, upload.length)
+                reserve(fd, upload.offset, upload.length, allocated=status.st_blocks * 512)
             pending: list[bytes] = []
             pending_size = 0
             async for chunk in stream:
@@ -242,13 +244,13 @@ def _write_all(fd: int, chunks: list[bytes], position: int) -> int:
     return position
 
 
-def _refuse_gap(fd: int, committed: int) -> int:
-    """The file's size; fails when it is shorter than its committed offset (a machine crash
+def _refuse_gap(fd: int, committed: int) -> os.stat_result:
+    """The file's status; fails when it is shorter than its committed offset (a machine crash
     took its unflushed tail): writing or cutting at that offset would fill the gap with zeros."""
-    size = os.fstat(fd).st_size
-    if size < committed:
+    status = os.fstat(fd)
+    if status.st_size < committed:
         raise OSError(0, "upload file is shorter than its committed offset")
-    return size
+    return status
 
 
 def _truncate_and_flush(path: Path, size: int) -> None:

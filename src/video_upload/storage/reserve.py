@@ -57,14 +57,14 @@ def _libc_fallocate() -> Fallocate | None:
 _fallocate = _libc_fallocate()
 
 
-def reserve(fd: int, size: int, end: int) -> None:
+def reserve(fd: int, size: int, end: int, *, allocated: int) -> None:
     """Make sure the blocks for bytes `size` to `end` of the file are allocated (`size` is the
-    file's current size). Raises `StorageFull` when the disk cannot hold them."""
+    file's current size, `allocated` the bytes its blocks hold now, from the caller's `fstat`).
+    Raises `StorageFull` when the disk cannot hold them."""
     if _fallocate is None or end <= size:
         return
-    allocated = os.fstat(fd).st_blocks * 512
     missing = end - allocated
-    if missing <= 0:  # reserved by an earlier write (the common case: one fstat)
+    if missing <= 0:  # reserved by an earlier write (the common case: no system call at all)
         return
     free = _free_bytes(fd)
     if free is not None and missing > free:
