@@ -1,7 +1,7 @@
-"""Benchmarks for the video-upload service: `python -m bench` (or `make bench`).
+"""Benchmarks of the video-upload service: `python -m bench` (`make bench`).
 
-Every section starts what it measures itself (the service as a real `video-upload serve`
-subprocess, a raw ASGI sink under uvicorn, moto's S3 server behind a counting proxy), on loopback
-ports with throwaway data directories, and reports one table, a JSON file and a PNG chart under
-`bench/results/`. See the README's Benchmarks section.
+They answer how fast, how much memory and how many S3 calls: upload throughput against a raw
+ASGI sink, HEAD and creation latency, S3 requests per MiB, many slow clients at once, and the
+cleanup of expired uploads. Every section starts what it measures itself, on loopback ports with
+throwaway directories. See docs/performance.md.
 """

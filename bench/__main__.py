@@ -1,11 +1,13 @@
-"""`python -m bench`: run every benchmark section and report (see the README's Benchmarks section).
+"""`python -m bench`: run the benchmark sections, print the tables, save the results.
 
-    uv run --group bench python -m bench            # full run (about 4 minutes on 2 cores)
-    uv run --group bench python -m bench --quick    # reduced sizes and repetitions (smoke test)
+    uv run --group bench python -m bench                 # full run, about 5 minutes on 2 cores
+    uv run --group bench python -m bench --quick         # smaller sizes, one round (a smoke test)
     uv run --group bench python -m bench --only throughput,latency
+    uv run --group bench python -m bench --server-pythonpath ../other-checkout/src
 
-Each section starts and stops its own servers. A section that fails is recorded with its error
-and the run goes on; sections whose code under test does not exist yet are reported as skipped.
+A full run writes `bench/results/latest.json` and adds a row to `bench/results/history.md`; a
+quick run writes `latest-quick.json` only. A section that fails is recorded with its error and
+the others still run.
 """
 
 from __future__ import annotations
@@ -15,20 +17,16 @@ import asyncio
 import contextlib
 import os
 import sys
-import tempfile
 import time
 import traceback
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import chart, cleanup, latency, machine, pg, report, s3bench, slowclients, targets
-from bench import throughput as throughput_section
-from bench.profiling import profile_uploads
+from bench import cleanup, latency, pg, report, s3requests, servers, slowclients, throughput
 from bench.stats import KIB, MIB
 
-SECTIONS = ("throughput", "profile", "latency", "s3", "slow_clients", "cleanup")
+SECTIONS = ("throughput", "latency", "s3", "slow_clients", "cleanup")
 
 
 def log(message: str) -> None:
@@ -37,25 +35,15 @@ def log(message: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="reduced run for smoke testing")
-    parser.add_argument(
-        "--only",
-        default=",".join(SECTIONS),
-        help=f"comma-separated sections ({', '.join(SECTIONS)})",
-    )
-    parser.add_argument("--runs", type=int, help="throughput runs per target (default 5, quick 1)")
-    parser.add_argument("--no-flamegraphs", action="store_true", help="skip the SVG flame graphs")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, one round")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=", ".join(SECTIONS))
+    parser.add_argument("--runs", type=int, help="throughput rounds (default 5, quick 1)")
     parser.add_argument(
         "--server-pythonpath",
-        help="put this directory first on the service's PYTHONPATH (e.g. a scratch copy's src/)",
-    )
-    parser.add_argument(
-        "--variant-pythonpath",
-        help="throughput only: also run the service from this directory (a changed copy's src/), "
-        "as the target service_variant, in the same rounds as the service",
+        help="run the service's code from this directory first (another checkout's src/)",
     )
     parser.add_argument("--results-dir", type=Path, default=report.RESULTS_DIR)
-    parser.add_argument("--no-save", action="store_true", help="print only; write no files")
+    parser.add_argument("--no-save", action="store_true", help="print only, write no files")
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(SECTIONS)
     if unknown:
@@ -64,81 +52,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _throughput(args: argparse.Namespace) -> dict[str, Any]:
-    runs = args.runs or (1 if args.quick else 5)
     with contextlib.ExitStack() as stack:
-        chosen = [
-            stack.enter_context(targets.sink("sink")),
-            stack.enter_context(targets.sink("sink_fsync", fsync=True)),
-            stack.enter_context(targets.sink("sink_durable", durable=True)),
-            stack.enter_context(targets.service("service")),
+        targets = [
+            stack.enter_context(servers.sink("sink")),
+            stack.enter_context(servers.sink("sink_fsync", fsync=True)),
+            stack.enter_context(servers.sink("sink_durable", durable=True)),
+            stack.enter_context(servers.service("service")),
         ]
-        if args.variant_pythonpath:
-            variant = args.variant_pythonpath
-            chosen.append(
-                stack.enter_context(targets.service("service_variant", pythonpath=variant))
-            )
         reason = pg.unavailable()
         if reason is None:
-            chosen.append(
-                stack.enter_context(targets.service("service_postgres", database="postgres"))
-            )
+            targets.append(stack.enter_context(servers.service("service_postgres", postgres=True)))
         else:
             log(f"  service_postgres skipped: {reason}")
-        return await throughput_section.measure(chosen, args.quick, runs, log)
+        runs = args.runs or (1 if args.quick else 5)
+        return await throughput.measure(targets, args.quick, runs, log)
 
 
-async def _profile(args: argparse.Namespace) -> dict[str, Any]:
-    size = 32 * MIB if args.quick else 256 * MIB
-    flamegraphs = not (args.quick or args.no_flamegraphs)
-    out_dir = args.results_dir / "profiles"
-    with targets.service("service") as service:
-        result = await profile_uploads(
-            service,
-            size,
-            [5 * MIB, 1 * MIB],
-            out_dir,
-            flamegraphs=flamegraphs,
-            repeats=1 if args.quick else 3,
-        )
-    for key, entry in result.items():
-        if isinstance(entry, dict) and "layers" in entry:
-            top = ", ".join(
-                f"{name} {v['ms_per_patch']:.2f}" for name, v in list(entry["layers"].items())[:4]
-            )
-            log(f"  {key} PATCHes, sampled ms per PATCH: {top}")
-    return result
-
-
-async def _latency(args: argparse.Namespace) -> dict[str, Any]:
-    return await latency.measure(200 if args.quick else 1000, log)
-
-
-async def _s3(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-moto-") as workdir:
-        result = await s3bench.measure(args.quick, Path(workdir), log)
-    if "skipped" in result:
-        log(f"  skipped: {result['skipped']}")
-    return result
-
-
-async def _slow(args: argparse.Namespace) -> dict[str, Any]:
-    if args.quick:
-        return await slowclients.measure(50, 256 * KIB, log)
-    return await slowclients.measure(200, 1 * MIB, log)
-
-
-async def _cleanup(args: argparse.Namespace) -> dict[str, Any]:
-    return await cleanup.measure(1_000 if args.quick else 10_000, log)
-
-
-RUNNERS: dict[str, Callable[[argparse.Namespace], Awaitable[dict[str, Any]]]] = {
-    "throughput": _throughput,
-    "profile": _profile,
-    "latency": _latency,
-    "s3": _s3,
-    "slow_clients": _slow,
-    "cleanup": _cleanup,
-}
+async def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    quick = args.quick
+    if name == "throughput":
+        return await _throughput(args)
+    if name == "latency":
+        return await latency.measure(200 if quick else 1000, log)
+    if name == "s3":
+        return await s3requests.measure(log)
+    if name == "slow_clients":
+        return await slowclients.measure(*((50, 256 * KIB) if quick else (200, MIB)), log)
+    return await asyncio.to_thread(cleanup.measure, 1_000 if quick else 10_000, log)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -146,26 +86,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
-        "machine": machine.describe(),
-        "source": machine.source(),
+        "machine": report.machine(),
+        "source": report.source(args.server_pythonpath),
         "server_pythonpath": args.server_pythonpath,
-        "variant_pythonpath": args.variant_pythonpath,
         "sections": {},
         "section_seconds": {},
-        "load_average": {},
+        "load_average": {},  # 1-minute load before and after: high means something else ran
     }
-    for name in [s for s in SECTIONS if s in args.only.split(",")]:
+    for name in [section for section in SECTIONS if section in args.only.split(",")]:
         log(f"== {name}")
-        section_started = time.monotonic()
-        load_before = os.getloadavg()[0]
+        section_started, load_before = time.monotonic(), os.getloadavg()[0]
         try:
-            section = await RUNNERS[name](args)
+            section = await measure(name, args)
         except Exception as error:  # one broken section must not lose the others
             traceback.print_exc()
             section = {"error": f"{type(error).__name__}: {error}"[:500]}
         results["sections"][name] = section
         results["section_seconds"][name] = round(time.monotonic() - section_started, 1)
-        # 1-minute load average before and after: high values mean something else was running
         results["load_average"][name] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     results["duration_s"] = time.monotonic() - started
     results["checks"] = report.checks(results)
@@ -175,17 +112,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.server_pythonpath:
-        targets.SERVER_PYTHONPATH[:] = [str(Path(args.server_pythonpath).resolve())]
-    if args.variant_pythonpath:
-        args.variant_pythonpath = str(Path(args.variant_pythonpath).resolve())
+        args.server_pythonpath = str(Path(args.server_pythonpath).resolve())
+        servers.SERVER_PYTHONPATH[:] = [args.server_pythonpath]
     results = asyncio.run(run(args))
-    log("")
-    log(report.table(results))
+    log("\n" + report.table(results))
     if not args.no_save:
-        stamped, latest = report.save(results, args.results_dir)
-        png = latest.with_suffix(".png")
-        chart.draw(results, png)
-        log(f"\nSaved {stamped}, {latest} and {png}")
+        saved = [report.save(results, args.results_dir)]
+        throughput_ran = "ratio_vs_sink" in results["sections"].get("throughput", {}).get(
+            "single_5mib", {}
+        )
+        if not args.quick and throughput_ran:
+            history = args.results_dir / report.HISTORY_FILE.name
+            report.append_history(results, history)
+            saved.append(history)
+        log(f"\nSaved {', '.join(str(path) for path in saved)}")
     return 0
 
 

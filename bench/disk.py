@@ -2,17 +2,13 @@
 
 The scenario's bytes, already in memory, are written to new files in its PATCH-sized pieces the
 way the local store writes them by default: each piece with `os.write`, writeback started after
-it, and one fsync per file once every piece is written. It runs in the benchmark's own process,
-with no HTTP, no client competing for the CPU and no event loop, so at the same moment no
-server that keeps its bytes as the local store does (the service, the sink flushed at the end)
-could be faster: disk alone / raw sink is the highest service / raw sink ratio the disk allows
-with that durability. The raw sink itself never waits for the disk; its bytes are still in the
-page cache when its last PATCH is answered.
+it, one fsync per file once everything is written. No HTTP, no client competing for the CPU, no
+event loop: at the same moment no server that keeps its bytes as the local store does could be
+faster, so disk alone / raw sink is the highest service / raw sink ratio the disk allows. (The
+raw sink never waits for the disk: its bytes are still in the page cache when it answers.)
 
-It runs after each round's servers, not beside them, so one reading can also catch the disk
-still busy with their writes: in one round of the tenth session's 04:08 run it read 432 MB/s
-against 1,333 to 1,590 in the others, below the servers of the same round. Read it over the
-rounds (the report gives them all), as the servers' own figures.
+It runs right after each round's servers, so one reading can catch the disk still busy with
+their writes; read it over the rounds, as the servers' own figures.
 """
 
 from __future__ import annotations
@@ -22,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.host_memory import recycle_free_pages
 from bench.stats import MB
 from video_upload.storage.writeback import start_writeback
 
@@ -38,7 +33,9 @@ def write_durably(directory: Path, payload: memoryview, *, files: int, chunk: in
         for offset in range(0, len(payload), chunk):
             piece = payload[offset : offset + chunk]
             for fd in descriptors:
-                _write_all(fd, piece)
+                rest = piece
+                while rest:
+                    rest = rest[os.write(fd, rest) :]
                 start_writeback(fd, offset, len(piece))
         for fd in descriptors:
             os.fsync(fd)
@@ -48,16 +45,9 @@ def write_durably(directory: Path, payload: memoryview, *, files: int, chunk: in
             os.close(fd)
 
 
-def _write_all(fd: int, piece: memoryview) -> None:
-    while piece:
-        piece = piece[os.write(fd, piece) :]
-
-
 def durable_mb_per_s(payload: memoryview, *, files: int, chunk: int) -> float:
-    """`write_durably` in a fresh temporary directory (where the servers' own directories are),
-    removed with its files afterwards, as MB/s (10^6 bytes per second) over all their bytes.
-    The page cache it fills is made of pages freed a moment before (`recycle_free_pages`)."""
+    """`write_durably` in a temporary directory (beside the servers' own), as MB/s (10^6 bytes
+    per second) over all the files' bytes; the files are removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="bench-disk-") as directory:
-        recycle_free_pages(files * len(payload))
         seconds = write_durably(Path(directory), payload, files=files, chunk=chunk)
     return files * len(payload) / seconds / MB

@@ -1,29 +1,72 @@
-"""Turning a run's results into the printed table, the JSON files and the PNG chart.
-
-Also checks the issue's targets (benchmarks, not tests: a missed target is reported, it does not
-fail the run).
+"""A run's results as the printed tables, `latest.json`, a row of the history table, and the
+verdicts on the targets (benchmarks, not tests: a missed target is reported, the run succeeds).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
+import os
+import platform
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from bench.servers import REPO_ROOT
 from bench.stats import MIB
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-THROUGHPUT_TARGETS = (
-    "sink",
-    "sink_fsync",
-    "sink_durable",
-    "service",
-    "service_variant",
-    "service_postgres",
-)
-# The issue's floors for service / raw sink, by throughput scenario.
-RATIO_FLOORS = {"single_5mib": 0.9, "single_1mib": 0.75}
+HISTORY_FILE = RESULTS_DIR / "history.md"
+THROUGHPUT_TARGETS = ("sink", "sink_fsync", "sink_durable", "service", "service_postgres")
+RATIO_FLOORS = {"single_5mib": 0.9, "single_1mib": 0.75}  # service / raw sink
+LIBRARIES = ("uvicorn", "uvloop", "httptools", "starlette", "fastapi", "sqlalchemy", "httpx")
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers ran on: CPU, cores, memory, Python and library versions."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            model = next(
+                (ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")),
+                model,
+            )
+    except OSError:
+        pass
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "-"
+    return {
+        "cpu_model": model,
+        "logical_cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "libraries": versions,
+    }
+
+
+def source(pythonpath: str | None) -> dict[str, Any]:
+    """Which service code was measured: the commit of its checkout, and how many files under
+    its src/ differ from it (with `--server-pythonpath`, the checkout holding that directory)."""
+    root = Path(pythonpath) if pythonpath else REPO_ROOT
+
+    def git(*args: str) -> str:
+        try:
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        except OSError:
+            return ""
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "." if pythonpath else "src").splitlines()
+    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_src_files": len(changed)}
 
 
 def _num(value: Any, fmt: str = ".2f") -> str:
@@ -33,16 +76,18 @@ def _num(value: Any, fmt: str = ".2f") -> str:
 
 
 def rows_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    out = [line, "  ".join("-" * w for w in widths)]
-    for row in rows:
-        out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
-    return "\n".join(out)
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = [headers, ["-" * w for w in widths], *rows]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines)
+
+
+def _rounds(values: list[float], floor: float) -> str:
+    met = sum(value >= floor for value in values)
+    return f"{values[0]:.2f} to {values[-1]:.2f}; {met}/{len(values)} rounds >= {floor}"
 
 
 def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, each with the measured value and whether it was met."""
+    """The targets, each with the measured value and whether it was met (None: context)."""
     found: list[dict[str, Any]] = []
     sections = results["sections"]
 
@@ -51,287 +96,151 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
 
     throughput = sections.get("throughput", {})
     for key, floor in RATIO_FLOORS.items():
-        ratio = throughput.get(key, {}).get("ratio_vs_sink")
-        if ratio is not None:
-            label = throughput[key]["label"]
-            add(f"service / raw sink, {label}", f">= {floor}", ratio, ratio >= floor)
-            paired = throughput[key].get("paired_ratios_vs_sink")
-            if paired:  # how much of the above is the machine: the same ratio, round by round
-                rounds = f"{sum(r >= floor for r in paired)}/{len(paired)} rounds >= {floor}"
-                spread = f"{paired[0]:.2f} to {paired[-1]:.2f}"
-                add(f"  (paired per round: {spread}; {rounds})", "-", None, None)
-            durable = throughput[key].get("ratio_vs_sink_durable")
-            if durable is not None:  # for reading the above: the same durability on both sides
-                add(f"  (service / sink flushed at the end, {label})", "-", durable, None)
-            disk = throughput[key].get("paired_disk_vs_sink")
-            if disk:  # the ceiling of any server that flushes: the disk alone, no server at all
-                spread = f"{disk[0]:.2f} to {disk[-1]:.2f}"
-                rounds = f"{sum(r >= floor for r in disk)}/{len(disk)} rounds >= {floor}"
-                add(
-                    f"  (disk alone, no server / raw sink, per round: {spread}; {rounds})",
-                    "-",
-                    throughput[key]["ratio_disk_vs_sink"],
-                    None,
-                )
-            variant = throughput[key].get("ratio_variant_vs_sink")
-            against = throughput[key].get("paired_variant_vs_service")
-            if variant is not None and against:  # --variant-pythonpath: the change weighed
-                add(f"  (variant / raw sink, {label})", "-", variant, None)
-                middle = against[len(against) // 2]
-                spread = f"{against[0]:.2f} to {against[-1]:.2f}"
-                add(f"  (variant / service per round: {spread}; middle)", "-", middle, None)
-    concurrent = throughput.get("concurrent_8", {}).get("targets", {}).get("service")
-    if concurrent:
-        rss = concurrent["rss_peak_mib"]
-        add(
-            f"service peak RSS, {throughput['concurrent_8']['label']}",
-            "< 150 MB (143 MiB)",
-            rss,
-            rss * MIB < 150e6,
-        )
-    sqlite = sections.get("latency", {}).get("sqlite", {})
-    if "head" in sqlite:
-        add(
-            "HEAD p50 on SQLite (ms)",
-            "< 2 ms",
-            sqlite["head"]["p50_ms"],
-            sqlite["head"]["p50_ms"] < 2,
-        )
+        entry = throughput.get(key, {})
+        if "ratio_vs_sink" not in entry:
+            continue
+        ratio = entry["ratio_vs_sink"]
+        add(f"service / raw sink, {entry['label']}", f">= {floor}", ratio, ratio >= floor)
+        if entry.get("paired_ratios_vs_sink"):  # a lucky median shows here
+            line = _rounds(entry["paired_ratios_vs_sink"], floor)
+            add(f"  (round by round: {line})", "-", None, None)
+        if "ratio_vs_sink_durable" in entry:  # the same durability on both sides
+            add("  (service / sink flushed at the end)", "-", entry["ratio_vs_sink_durable"], None)
+        if entry.get("paired_disk_vs_sink"):  # the most the disk allows any durable server
+            line = _rounds(entry["paired_disk_vs_sink"], floor)
+            add(f"  (disk alone / raw sink: {line})", "-", entry["ratio_disk_vs_sink"], None)
+    concurrent = throughput.get("concurrent_8", {})
+    if "service" in concurrent.get("targets", {}):
+        rss = concurrent["targets"]["service"]["rss_peak_mib"]
+        label = f"service peak RSS (MiB), {concurrent['label']}"
+        add(label, "< 150 MB (143 MiB)", rss, rss * MIB < 150e6)
+    latency = sections.get("latency", {})
+    if "head" in latency.get("sqlite", {}):
+        p50 = latency["sqlite"]["head"]["p50_ms"]
+        add("HEAD p50 on SQLite (ms)", "< 2 ms", p50, p50 < 2)
+    if "head" in latency.get("postgres", {}):
+        add("  (HEAD p50 on PostgreSQL, ms)", "-", latency["postgres"]["head"]["p50_ms"], None)
     s3 = sections.get("s3", {}).get("by_chunk", {})
     if "5mib" in s3:
-        value = s3["5mib"]["upload_part_per_patch_mean"]
-        requests = s3["5mib"]["requests_per_patch_max"]
-        add(
-            "S3 UploadParts per aligned 5 MiB PATCH",
-            "1 (and nothing else)",
-            value,
-            value == 1 and requests == 1,
-        )
+        parts, most = s3["5mib"]["upload_part_per_patch_mean"], s3["5mib"]["requests_per_patch_max"]
+        met = parts == most == 1
+        add("S3 UploadParts per aligned 5 MiB PATCH", "1 and nothing else", parts, met)
     if "1mib" in s3:
         value = s3["1mib"]["requests_per_patch_mean"]
-        add("S3 requests per 1 MiB PATCH (mean)", "<= about 2", value, value <= 2.1)
+        add("S3 requests per 1 MiB PATCH", "about 2 (<= 2.1)", value, value <= 2.1)
     slow = sections.get("slow_clients", {})
     for name in ("service_sqlite", "service_postgres"):
         entry = slow.get(name, {})
         if "completed" in entry:
-            add(
-                f"slow clients complete ({name})",
-                f"{entry['clients']}/{entry['clients']}",
-                entry["completed"],
-                entry["completed"] == entry["clients"],
-            )
+            done, clients = entry["completed"], entry["clients"]
+            add(f"slow clients completed ({name})", f"{clients}/{clients}", done, done == clients)
+    cleanup = sections.get("cleanup", {})
+    if "seconds" in cleanup:
+        add(f"cleanup of {cleanup['uploads']} expired uploads (s)", "-", cleanup["seconds"], None)
     return found
 
 
-def _wall_time_table(throughput: dict[str, Any]) -> str:
-    """The service's extra wall time per upload, split (single-upload scenarios)."""
+def _throughput_rows(throughput: dict[str, Any]) -> list[list[str]]:
     rows = []
     for entry in throughput.values():
-        for baseline, split in entry.get("wall_time_split", {}).items():
-            patches = entry["targets"]["service"]["patches"] - 1
-            rows.append(
-                [
-                    entry["label"],
-                    baseline,
-                    _num(split["total_ms"], ".1f"),
-                    _num(split["create_ms"], ".1f"),
-                    f"{_num(split['patches_ms'], '.1f')} ({patches} x)",
-                    _num(split["last_patch_ms"], ".1f"),
-                    _num(split["rest_ms"], ".1f"),
-                ]
-            )
-    if not rows:
-        return ""
-    headers = ["scenario", "against", "extra", "creation", "PATCHes", "completing", "rest"]
-    return (
-        "\nThe service's extra wall time per upload over the sink, ms (medians, client's view)\n"
-        + rows_table(headers, rows)
-    )
+        ratios = {"service": "ratio_vs_sink", "service_postgres": "ratio_postgres_vs_sink"}
+        for name in THROUGHPUT_TARGETS:
+            if name in entry["targets"]:
+                t = entry["targets"][name]
+                ratio = _num(entry[ratios[name]]) if ratios.get(name, "") in entry else ""
+                cells = [_num(t["mb_per_s"], ".1f"), ratio, _num(t["cpu_s_per_gib"])]
+                rows.append([entry["label"], name, *cells, _num(t["rss_peak_mib"], ".1f")])
+        if "disk" in entry:
+            disk = [_num(entry["disk"]["mb_per_s"], ".1f"), _num(entry["ratio_disk_vs_sink"])]
+            rows.append([entry["label"], "disk alone", *disk, "", ""])
+    return rows
 
 
 def table(results: dict[str, Any]) -> str:
-    """The whole run as plain-text tables."""
-    parts: list[str] = []
-    machine = results["machine"]
-    parts.append(
-        f"Machine: {machine['cpu_model']}, {machine['logical_cores']} cores, "
-        f"{machine['memory_gib']} GiB, Python {machine['python']} "
-        f"({'quick' if results['quick'] else 'full'} run, {results['duration_s']:.0f} s)"
-    )
-    sections = results["sections"]
+    """The throughput table and the targets (each section logs its other figures as it runs)."""
+    m, sections = results["machine"], results["sections"]
+    parts = [
+        f"Machine: {m['cpu_model']}, {m['logical_cores']} cores, {m['memory_gib']} GiB, "
+        f"Python {m['python']} ({'quick' if results['quick'] else 'full'} run, "
+        f"{results['duration_s']:.0f} s)"
+    ]
     throughput = sections.get("throughput", {})
-    if throughput and "error" not in throughput and "skipped" not in throughput:
-        rows = []
-        for entry in throughput.values():
-            for name in THROUGHPUT_TARGETS:
-                t = entry["targets"].get(name)
-                if t is None:
-                    continue
-                ratio = {
-                    "service": entry.get("ratio_vs_sink"),
-                    "service_variant": entry.get("ratio_variant_vs_sink"),
-                    "service_postgres": entry.get("ratio_postgres_vs_sink"),
-                }.get(name)
-                rows.append(
-                    [
-                        entry["label"],
-                        name,
-                        _num(t["mb_per_s"], ".1f"),
-                        _num(ratio) if ratio is not None else "",
-                        _num(t["cpu_s_per_gib"]),
-                        _num(t["rss_peak_mib"], ".1f"),
-                        str(len(t["runs"])),
-                    ]
-                )
-            disk = entry.get("disk")
-            if disk:
-                rows.append(
-                    [
-                        entry["label"],
-                        "disk alone",
-                        _num(disk["mb_per_s"], ".1f"),
-                        _num(entry.get("ratio_disk_vs_sink")),
-                        "",
-                        "",
-                        str(len(disk["runs_mb_per_s"])),
-                    ]
-                )
+    if throughput and "error" not in throughput:
+        headers = ["scenario", "target", "MB/s", "/ raw sink", "CPU s/GiB", "peak RSS MiB"]
         parts.append(
-            "\nThroughput (median MB/s = 10^6 B/s; CPU s per GiB; peak RSS of the server tree)\n"
-            + rows_table(
-                ["scenario", "target", "MB/s", "svc/sink", "CPU s/GiB", "peak RSS MiB", "runs"],
-                rows,
-            )
-        )
-        split = _wall_time_table(throughput)
-        if split:
-            parts.append(split)
-    latency = sections.get("latency", {})
-    if latency and "error" not in latency:
-        rows = []
-        for name in ("sink", "sqlite", "postgres"):
-            entry = latency.get(name, {})
-            if "skipped" in entry:
-                rows.append([name, "skipped", "", "", "", entry["skipped"][:60]])
-                continue
-            if "head" not in entry:
-                continue
-            rows.append(
-                [
-                    name,
-                    _num(entry["head"]["p50_ms"]),
-                    _num(entry["head"]["p99_ms"]),
-                    _num(entry["create"]["p50_ms"]),
-                    _num(entry["create"]["p99_ms"]),
-                    "",
-                ]
-            )
-        parts.append(
-            f"\nLatency over {latency.get('requests')} sequential requests (ms)\n"
-            + rows_table(["server", "HEAD p50", "HEAD p99", "create p50", "create p99", ""], rows)
-        )
-    s3 = sections.get("s3", {})
-    if "skipped" in s3 or "error" in s3:
-        parts.append(f"\nS3: skipped: {s3.get('skipped') or s3.get('error')}")
-    elif s3:
-        rows = []
-        for entry in s3["by_chunk"].values():
-            ops = entry["totals"]["requests"]
-            rows.append(
-                [
-                    f"{entry['chunk_mib']:g} MiB",
-                    _num(entry["requests_per_mib"]),
-                    _num(entry["requests_per_patch_mean"]),
-                    str(entry["requests_per_patch_max"]),
-                    _num(entry["upload_amplification"]),
-                    _num(entry["bytes_received_per_mib"] / MIB),
-                    ", ".join(f"{k} {v}" for k, v in ops.items()),
-                ]
-            )
-        parts.append(
-            f"\nS3 through the counting proxy ({s3['by_chunk']['1mib']['size_mib']:g} MiB upload, "
-            f"{s3['part_size_mib']:g} MiB parts; totals include creation and finish)\n"
-            + rows_table(
-                [
-                    "PATCH",
-                    "req/MiB",
-                    "req/PATCH",
-                    "max",
-                    "bytes sent/uploaded",
-                    "MiB recv/MiB",
-                    "requests by operation",
-                ],
-                rows,
-            )
-        )
-    slow = sections.get("slow_clients", {})
-    if slow and "error" not in slow:
-        rows = []
-        for name in ("sink", "service_sqlite", "service_postgres"):
-            entry = slow.get(name, {})
-            if "skipped" in entry:
-                rows.append([name, "skipped", "", "", "", entry["skipped"][:60]])
-            elif "completed" in entry:
-                rows.append(
-                    [
-                        name,
-                        f"{entry['completed']}/{entry['clients']}",
-                        _num(entry["seconds"], ".1f"),
-                        _num(entry["rss_peak_mib"], ".1f"),
-                        _num(entry["cpu_seconds"], ".1f"),
-                        (entry["failures"] or [""])[0][:70],
-                    ]
-                )
-        parts.append(
-            f"\nSlow clients: {slow.get('clients')} x {slow.get('size_kib')} KiB, "
-            f"{slow.get('piece_kib')} KiB every {slow.get('interval_s')} s\n"
-            + rows_table(
-                ["server", "completed", "seconds", "peak RSS MiB", "CPU s", "first failure"], rows
-            )
-        )
-    cleanup = sections.get("cleanup", {})
-    if cleanup:
-        if "seconds" in cleanup:
-            parts.append(
-                f"\nCleanup of {cleanup['uploads']} expired uploads: {cleanup['seconds']:.2f} s"
-            )
-        else:
-            parts.append(f"\nCleanup: skipped: {cleanup.get('skipped') or cleanup.get('error')}")
-    profile = sections.get("profile", {})
-    for key, entry in profile.items():
-        if not isinstance(entry, dict) or "layers" not in entry:
-            continue
-        rows = [
-            [name, f"{v['share']:.0%}", _num(v["ms_per_patch"])]
-            for name, v in list(entry["layers"].items())[:10]
-        ]
-        rows += [
-            [f"(incl.) {name}", f"{v['share']:.0%}", _num(v["ms_per_patch"])]
-            for name, v in entry["functions"].items()
-        ]
-        parts.append(
-            f"\nProfile of the service, {key} PATCHes (py-spy, sampled ms per PATCH)\n"
-            + rows_table(["where", "share", "ms/PATCH"], rows)
+            "\nThroughput (medians; MB/s = 10^6 B/s; the server process tree's CPU and RSS)\n"
+            + rows_table(headers, _throughput_rows(throughput))
         )
     for name, section in sections.items():
-        if isinstance(section, dict) and "error" in section:
-            parts.append(f"\n{name}: ERROR {section['error']}")
-    found = results.get("checks", [])
-    if found:
-        verdicts = {True: "met", False: "MISSED", None: ""}
-        rows = [[c["name"], c["target"], _num(c["value"]), verdicts[c["met"]]] for c in found]
-        parts.append("\nTargets\n" + rows_table(["what", "target", "measured", ""], rows))
+        if "error" in section or "skipped" in section:
+            parts.append(f"\n{name}: {section.get('error') or 'skipped: ' + section['skipped']}")
+    verdicts = {True: "met", False: "MISSED", None: ""}
+    rows = [
+        [c["name"], c["target"], _num(c["value"]), verdicts[c["met"]]] for c in results["checks"]
+    ]
+    parts.append("\nTargets\n" + rows_table(["what", "target", "measured", ""], rows))
     return "\n".join(parts)
 
 
-def save(results: dict[str, Any], directory: Path = RESULTS_DIR) -> tuple[Path, Path]:
-    """Write `<timestamp>[-quick].json` and `latest[-quick].json`; returns both paths."""
+def save(results: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:
+    """Write `latest.json` (`latest-quick.json` for a quick run) in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
-    suffix = "-quick" if results["quick"] else ""
-    stamp = results["started_at"].replace(":", "").replace("-", "")[:15]
-    stamped = directory / f"{stamp}{suffix}.json"
-    latest = directory / f"latest{suffix}.json"
-    text = json.dumps(results, indent=1, sort_keys=False, default=str) + "\n"
-    stamped.write_text(text)
-    latest.write_text(text)
-    return stamped, latest
+    path = directory / f"latest{'-quick' if results['quick'] else ''}.json"
+    path.write_text(json.dumps(results, indent=1, default=str) + "\n")
+    return path
+
+
+HISTORY_HEADER = """\
+# Benchmark history
+
+One row per full run of `make bench`, oldest first, written by the run itself. Ratios are the
+service's MB/s (SQLite, local store) over the raw sink's, medians of the run's rounds, with the
+rounds that met the floor (0.9 at 5 MiB, 0.75 at 1 MiB). "Disk / sink" is the disk alone over
+the raw sink at 5 MiB: below 0.9, no server that keeps its bytes could meet the 5 MiB floor on
+that machine. Compare ratios and CPU seconds per GiB across machines, not MB/s.
+
+| run (UTC) | commit | machine | raw sink, 5 MiB | 5 MiB | 1 MiB | 8 x 64 MiB | disk / sink \
+| service CPU s/GiB, 5 / 1 MiB |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+"""
+
+
+def history_row(results: dict[str, Any]) -> str:
+    """The history table's row for a full run's results."""
+    throughput = results["sections"]["throughput"]
+    source = results.get("source", {})
+    commit = str(source.get("commit", "?")) + ("+" if source.get("uncommitted_src_files") else "")
+    model = str(results["machine"].get("cpu_model", "?"))
+    for noise in ("(R)", "(TM)", " Processor", " CPU"):
+        model = model.replace(noise, "")
+    model = " ".join(model.split()[:3])
+
+    def ratio(key: str) -> str:
+        entry = throughput.get(key, {})
+        if "ratio_vs_sink" not in entry:
+            return "-"
+        rounds = entry.get("paired_ratios_vs_sink") or []
+        floor = RATIO_FLOORS.get(key)
+        met = f" ({sum(r >= floor for r in rounds)}/{len(rounds)})" if floor and rounds else ""
+        return f"{entry['ratio_vs_sink']:.2f}{met}"
+
+    five, one = throughput.get("single_5mib", {}), throughput.get("single_1mib", {})
+    cpu = [e.get("targets", {}).get("service", {}).get("cpu_s_per_gib") for e in (five, one)]
+    cells = [
+        results["started_at"][:16].replace("T", " "),
+        commit,
+        f"{model}, {results['machine'].get('logical_cores', '?')} cores",
+        f"{_num(five.get('targets', {}).get('sink', {}).get('mb_per_s'), ',.0f')} MB/s",
+        ratio("single_5mib"),
+        ratio("single_1mib"),
+        ratio("concurrent_8"),
+        _num(five.get("ratio_disk_vs_sink")),
+        " / ".join(_num(value) for value in cpu),
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def append_history(results: dict[str, Any], path: Path = HISTORY_FILE) -> None:
+    """Add the run's row to the history table (created with its header when missing)."""
+    text = path.read_text() if path.exists() else HISTORY_HEADER
+    path.write_text(text.rstrip("\n") + "\n" + history_row(results) + "\n")

@@ -4,7 +4,7 @@ It forwards bytes both ways untouched and parses only the request framing of the
 (request line, headers, a Content-Length or chunked body), so keep-alive connections carrying many
 requests are counted exactly. Each request is filed under its S3 operation, inferred from method,
 path and query keys (`PUT ?partNumber&uploadId` is UploadPart, `POST ?uploads` is
-CreateMultipartUpload, ...), and under the raw `METHOD ?query-keys` form.
+CreateMultipartUpload, ...).
 """
 
 from __future__ import annotations
@@ -47,37 +47,21 @@ def operation(method: str, target: str, copy_source: bool) -> str:
     return method
 
 
-def wire_form(method: str, target: str) -> str:
-    query = urlsplit(target).query
-    names = sorted({name for name, _ in parse_qsl(query, keep_blank_values=True)})
-    return f"{method} ?{'&'.join(names)}" if names else method
-
-
 @dataclass
 class Counts:
-    """Requests and body bytes per operation; bytes each way including headers."""
+    """Requests and their body bytes per operation; bytes of the responses."""
 
     requests: collections.Counter[str] = field(default_factory=collections.Counter)
-    wire: collections.Counter[str] = field(default_factory=collections.Counter)
     body_bytes: collections.Counter[str] = field(default_factory=collections.Counter)
-    upstream_bytes: int = 0
     downstream_bytes: int = 0
 
     def snapshot(self) -> Counts:
-        return Counts(
-            collections.Counter(self.requests),
-            collections.Counter(self.wire),
-            collections.Counter(self.body_bytes),
-            self.upstream_bytes,
-            self.downstream_bytes,
-        )
+        return Counts(self.requests.copy(), self.body_bytes.copy(), self.downstream_bytes)
 
     def since(self, earlier: Counts) -> Counts:
         return Counts(
             self.requests - earlier.requests,
-            self.wire - earlier.wire,
             self.body_bytes - earlier.body_bytes,
-            self.upstream_bytes - earlier.upstream_bytes,
             self.downstream_bytes - earlier.downstream_bytes,
         )
 
@@ -87,23 +71,32 @@ class Counts:
 
 
 class CountingProxy:
-    """Listen on a loopback port; forward every connection to `upstream_port`."""
+    """Listens on a loopback port and forwards every connection to `upstream_port`, on an event
+    loop of its own in a daemon thread, so the benchmark's loop (and its blocking waits for a
+    server to start) never holds up S3 traffic. `with CountingProxy(port) as proxy:`."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.counts = Counts()
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
-        self.port = 0
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+    def __enter__(self) -> CountingProxy:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
 
-    async def close(self) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
+            self._loop.call_soon_threadsafe(self._server.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -142,8 +135,6 @@ class CountingProxy:
                 headers[name.strip().lower()] = value.strip()
             op = operation(method, target, "x-amz-copy-source" in headers)
             self.counts.requests[op] += 1
-            self.counts.wire[wire_form(method, target)] += 1
-            self.counts.upstream_bytes += len(head)
             writer.write(head)
             if "chunked" in headers.get("transfer-encoding", "").lower():
                 body = await self._forward_chunked(reader, writer)
@@ -152,8 +143,9 @@ class CountingProxy:
             self.counts.body_bytes[op] += body
             await writer.drain()
 
+    @staticmethod
     async def _forward(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, length: int
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, length: int
     ) -> int:
         remaining = length
         while remaining:
@@ -161,7 +153,6 @@ class CountingProxy:
             if not data:
                 raise ConnectionError("client closed mid-body")
             remaining -= len(data)
-            self.counts.upstream_bytes += len(data)
             writer.write(data)
             await writer.drain()
         return length
@@ -174,42 +165,11 @@ class CountingProxy:
             size_line = await reader.readuntil(b"\r\n")
             size = int(size_line.split(b";")[0].strip(), 16)
             writer.write(size_line)
-            self.counts.upstream_bytes += len(size_line)
             if size == 0:
                 while True:  # optional trailer lines, then an empty line
                     line = await reader.readuntil(b"\r\n")
                     writer.write(line)
-                    self.counts.upstream_bytes += len(line)
                     if line == b"\r\n":
                         return payload
             await self._forward(reader, writer, size + 2)  # data and its CRLF
             payload += size
-
-
-class ProxyThread:
-    """The proxy on its own event loop in a daemon thread, so the benchmark's own loop (and its
-    blocking waits for the service to start) never holds up S3 traffic."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self.proxy = CountingProxy(upstream_port)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    @property
-    def counts(self) -> Counts:
-        return self.proxy.counts
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.proxy.port}"
-
-    def __enter__(self) -> ProxyThread:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.proxy.start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self.proxy.close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)

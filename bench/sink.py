@@ -1,14 +1,11 @@
-"""The raw ASGI sink: the ceiling a Python service reaches on this machine.
+"""The raw ASGI sink: the ceiling a Python server reaches on this machine.
 
-It speaks just enough of the service's URLs for the benchmark client (session creation, tus
+It speaks just enough of the service's URLs for the benchmark's client (session creation, tus
 creation, HEAD, PATCH, DELETE) and does nothing else: a PATCH appends each body message to a file
-with `os.write`, as it arrives; no auth, no database and no fsync, unless asked for one of the
-local store's durability policies: `--fsync` fsyncs once per PATCH in a thread (what
-`LOCAL_STORAGE_FSYNC=chunk` does), `--durable` starts writeback after each PATCH (on the event
-loop's next turn, as the local store does) and fsyncs when an upload reaches its `Upload-Length`
-(what the default, `finish`, does). It runs under uvicorn
-exactly like `video-upload serve` does (`uvicorn.run(..., log_level="info")`, same loop and HTTP
-parser).
+with `os.write` as it arrives; no authentication, no database, no fsync. `--fsync` adds an fsync
+per PATCH (what `LOCAL_STORAGE_FSYNC=chunk` does); `--durable` starts writeback after each PATCH
+and fsyncs when an upload reaches its `Upload-Length` (the local store's default, `finish`). It
+runs under uvicorn as `video-upload serve` does (same loop, HTTP parser and log level).
 
     python -m bench.sink --port 8123 --dir /tmp/sink [--fsync | --durable]
 """
@@ -40,9 +37,6 @@ class Sink:
         self.lengths: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
         method: str = scope["method"]
         path: str = scope["path"]
         upload_id = path.rstrip("/").rsplit("/", 1)[-1]
@@ -98,15 +92,6 @@ class Sink:
         self.offsets[upload_id] = self.offsets.get(upload_id, 0) + received
         return self.offsets[upload_id]
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
 
 async def _respond(send: Send, status: int, headers: Headers, body: bytes = b"") -> None:
     all_headers: list[Any] = [
@@ -133,6 +118,7 @@ def main() -> None:
         Sink(args.dir, fsync=args.fsync, durable=args.durable),
         host="127.0.0.1",
         port=args.port,
+        lifespan="off",
         timeout_graceful_shutdown=10,
         log_level="info",
     )

@@ -1,42 +1,29 @@
-"""Upload throughput: the service against the raw sink, same client, same bytes.
+"""Upload throughput: the service against the raw sink, the same client sending the same bytes.
 
-Scenarios: one upload in 5 MiB PATCHes, one in 1 MiB PATCHes, and several concurrent uploads in
-5 MiB PATCHes. For each, every target (raw sink, raw sink with an fsync per PATCH, raw sink flushed
-like the local store's default, the service on SQLite and on
-PostgreSQL, and with `--variant-pythonpath` a changed copy of the service) runs in turn,
-`runs` times, interleaved so that drift on the machine hits all targets alike, after one round
-that is not counted (it warms each server up: its first upload pays for fresh memory and caches).
-A run reports MB/s (10^6 bytes per second, creation to last PATCH answered), the server's CPU
-seconds per GiB received and the peak RSS of its process tree.
+Scenarios: one upload in 5 MiB PATCHes, one in 1 MiB PATCHes, eight concurrent uploads in 5 MiB
+PATCHes. Every target (the raw sink; the sink with an fsync per PATCH; the sink flushed like the
+local store's default; the service on SQLite, and on PostgreSQL when it answers) runs in turn,
+`runs` times, interleaved so that the machine's drift hits every target alike, after one round
+that is not counted (it warms each server up). A run reports MB/s (10^6 B/s, from the creation to
+the last PATCH's answer), the server's CPU seconds per GiB and the peak RSS of its process tree.
+Each round also times the disk alone (`bench.disk`).
 
-Each run also times, as the client sees them, the creation and every PATCH: for a single upload
-the report splits the service's extra wall time over the sink's into the creation, the PATCHes
-that do not complete the upload and the one that does (`wall_time_split`).
-
-Besides the ratio of the medians, each round gives a paired ratio (the service's run over the
-sink's run of the same round, minutes apart at most): their spread shows how far the machine's
-drift, not the code, moves the ratio.
-
-Every round also times the disk alone (`bench.disk`): the scenario's bytes written and flushed
-the local store's way by the benchmark process itself, with no server, after the round's servers.
-At the same moment no server that keeps its bytes could beat it, so over the rounds its ratio to
-the raw sink is the most the disk allows such a server (one reading can catch the disk still
-busy with the servers' writes).
+Besides the ratio of the medians, the ratio round by round (the service's run over the sink's
+run of the same round) shows how far the machine, not the code, moves it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
+import os
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from bench.client import UploadTimings
 from bench.disk import durable_mb_per_s
-from bench.procs import Monitor
+from bench.servers import Monitor, Server
 from bench.stats import GIB, MB, MIB, median
-from bench.targets import Target
 
 
 @dataclass(frozen=True)
@@ -46,10 +33,6 @@ class Scenario:
     uploads: int
     size: int
     chunk: int
-
-    @property
-    def total(self) -> int:
-        return self.uploads * self.size
 
 
 def scenarios(quick: bool) -> list[Scenario]:
@@ -67,26 +50,17 @@ def scenarios(quick: bool) -> list[Scenario]:
 
 
 def make_payload(size: int) -> memoryview:
-    """`size` bytes (a random MiB repeated) to slice bodies from without copying."""
-    import os
-
+    """`size` bytes (a random MiB repeated), to slice bodies from without copying."""
     block = os.urandom(MIB)
     return memoryview(block * (size // MIB) + block[: size % MIB])
 
 
-@dataclass
-class RunResult:
+@dataclass(frozen=True)
+class Run:
     seconds: float
     total_bytes: int
     cpu_seconds: float
-    rss_start: int
     rss_peak: int
-    # wall time as the client saw it (medians over the run's uploads): the creation, a PATCH
-    # that does not complete its upload, and the one that does
-    create_s: float = math.nan
-    patch_s: float = math.nan
-    last_patch_s: float = math.nan
-    patches: int = 0
 
     @property
     def mb_per_s(self) -> float:
@@ -97,141 +71,87 @@ class RunResult:
         return self.cpu_seconds / (self.total_bytes / GIB)
 
 
-async def run_once(target: Target, scenario: Scenario, payload: memoryview) -> RunResult:
+async def run_once(target: Server, scenario: Scenario, payload: memoryview) -> Run:
     """Upload the scenario's bytes once; the uploads are deleted afterwards (not timed)."""
     async with target.client(connections=scenario.uploads + 2) as client:
         users = [await target.user(client) for _ in range(scenario.uploads)]
         body = payload[: scenario.size]
-        timings = [UploadTimings() for _ in users]
         with Monitor(target.pid) as usage:
             started = time.perf_counter()
-            urls = await asyncio.gather(
-                *(
-                    user.upload(body, scenario.chunk, timing)
-                    for user, timing in zip(users, timings, strict=True)
-                )
-            )
+            urls = await asyncio.gather(*(user.upload(body, scenario.chunk) for user in users))
             elapsed = time.perf_counter() - started
         for user, url in zip(users, urls, strict=True):
             await user.delete(url)
-    return RunResult(
-        elapsed,
-        scenario.total,
-        usage.cpu_seconds,
-        usage.rss_start,
-        usage.rss_peak,
-        create_s=median([t.create for t in timings]),
-        patch_s=median([p for t in timings for p in t.patches[:-1]]),
-        last_patch_s=median([t.patches[-1] for t in timings]),
-        patches=len(timings[0].patches),
-    )
+    total = scenario.uploads * scenario.size
+    return Run(elapsed, total, usage.cpu_seconds, usage.rss_peak)
 
 
-def summarise(results: list[RunResult]) -> dict[str, Any]:
+def summarise(runs: list[Run]) -> dict[str, Any]:
     return {
-        "mb_per_s": median([r.mb_per_s for r in results]),
-        "cpu_s_per_gib": median([r.cpu_s_per_gib for r in results]),
-        "rss_peak_mib": max(r.rss_peak for r in results) / MIB,
-        "rss_start_mib": min(r.rss_start for r in results) / MIB,
-        "seconds": median([r.seconds for r in results]),
-        "create_ms": median([r.create_s for r in results]) * 1000,
-        "patch_ms": median([r.patch_s for r in results]) * 1000,
-        "last_patch_ms": median([r.last_patch_s for r in results]) * 1000,
-        "patches": results[0].patches if results else 0,
-        "runs": [
-            {**asdict(r), "mb_per_s": r.mb_per_s, "cpu_s_per_gib": r.cpu_s_per_gib} for r in results
-        ],
+        "mb_per_s": median([r.mb_per_s for r in runs]),
+        "cpu_s_per_gib": median([r.cpu_s_per_gib for r in runs]),
+        "rss_peak_mib": max(r.rss_peak for r in runs) / MIB,
+        "runs": [{"mb_per_s": r.mb_per_s, "cpu_s_per_gib": r.cpu_s_per_gib} for r in runs],
     }
 
 
-def wall_time_split(service: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float]:
-    """Where the service's extra wall time per upload goes, in ms, against `baseline` (two
-    `summarise` results of a one-upload scenario): the creation, the PATCHes that do not
-    complete the upload (their median difference times their number), the completing PATCH,
-    and what the medians leave unexplained."""
-    total = (service["seconds"] - baseline["seconds"]) * 1000
-    parts = {
-        "create_ms": service["create_ms"] - baseline["create_ms"],
-        "patches_ms": (service["patch_ms"] - baseline["patch_ms"]) * (service["patches"] - 1),
-        "last_patch_ms": service["last_patch_ms"] - baseline["last_patch_ms"],
-    }
-    return {"total_ms": total, **parts, "rest_ms": total - sum(parts.values())}
+def paired(these: list[float], those: list[float]) -> list[float]:
+    """`these` over `those`, round by round, sorted."""
+    return sorted(a / b for a, b in zip(these, those, strict=True))
 
 
-def paired_ratios(service: list[RunResult], sink: list[RunResult]) -> list[float]:
-    """Service MB/s over sink MB/s (or any two targets'), round by round, sorted."""
-    return sorted(a.mb_per_s / b.mb_per_s for a, b in zip(service, sink, strict=True))
+def compare(entry: dict[str, Any], disk: list[float]) -> None:
+    """Add to a scenario's `entry` the ratios its report and checks read."""
+    targets = entry["targets"]
+    sink = targets["sink"]["mb_per_s"]
+    sink_runs = [run["mb_per_s"] for run in targets["sink"]["runs"]]
+    for name, key in (
+        ("service", "ratio_vs_sink"),
+        ("service_postgres", "ratio_postgres_vs_sink"),
+    ):
+        if name in targets:
+            entry[key] = targets[name]["mb_per_s"] / sink
+    if "service" in targets:
+        service_runs = [run["mb_per_s"] for run in targets["service"]["runs"]]
+        entry["paired_ratios_vs_sink"] = paired(service_runs, sink_runs)
+        if "sink_durable" in targets:
+            entry["ratio_vs_sink_durable"] = (
+                targets["service"]["mb_per_s"] / targets["sink_durable"]["mb_per_s"]
+            )
+    if disk:
+        entry["disk"] = {"mb_per_s": median(disk), "runs_mb_per_s": disk}
+        entry["ratio_disk_vs_sink"] = median(disk) / sink
+        entry["paired_disk_vs_sink"] = paired(disk, sink_runs)
 
 
 async def measure(
-    targets: list[Target], quick: bool, runs: int, log: Any = print
+    targets: list[Server], quick: bool, runs: int, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """Every scenario on every target, `runs` times each; medians and service/sink ratios."""
+    """Every scenario on every target (the first must be the raw sink), `runs` times each."""
     chosen = scenarios(quick)
     payload = make_payload(max(s.size for s in chosen))
     section: dict[str, Any] = {}
     for scenario in chosen:
-        collected: dict[str, list[RunResult]] = {target.name: [] for target in targets}
+        collected: dict[str, list[Run]] = {target.name: [] for target in targets}
         disk: list[float] = []
-        body = payload[: scenario.size]
-        for target in targets:  # the warm-up round, not counted
+        for target in targets:  # the warm-up round
             await run_once(target, scenario, payload)
-        for attempt in range(runs):
+        for attempt in range(1, runs + 1):
             for target in targets:
-                result = await run_once(target, scenario, payload)
-                collected[target.name].append(result)
+                run = await run_once(target, scenario, payload)
+                collected[target.name].append(run)
                 log(
-                    f"  {scenario.label:<32} {target.name:<11} run {attempt + 1}/{runs}: "
-                    f"{result.mb_per_s:7.1f} MB/s  {result.cpu_s_per_gib:5.2f} CPU s/GiB  "
-                    f"peak RSS {result.rss_peak / MIB:6.1f} MiB"
+                    f"  {scenario.label:<30} {target.name:<16} run {attempt}/{runs}: "
+                    f"{run.mb_per_s:7.1f} MB/s {run.cpu_s_per_gib:5.2f} CPU s/GiB "
+                    f"peak RSS {run.rss_peak / MIB:6.1f} MiB"
                 )
+            body = payload[: scenario.size]
             disk.append(durable_mb_per_s(body, files=scenario.uploads, chunk=scenario.chunk))
-            log(
-                f"  {scenario.label:<32} {'disk alone':<11} run {attempt + 1}/{runs}: "
-                f"{disk[-1]:7.1f} MB/s"
-            )
-        summary = {name: summarise(results) for name, results in collected.items()}
+            log(f"  {scenario.label:<30} {'disk alone':<16} run {attempt}/{runs}: {disk[-1]:7.1f}")
         entry: dict[str, Any] = {
             "label": scenario.label,
-            "uploads": scenario.uploads,
-            "size_mib": scenario.size / MIB,
-            "chunk_mib": scenario.chunk / MIB,
-            "targets": summary,
+            "targets": {name: summarise(done) for name, done in collected.items()},
         }
-        if "service" in summary and "sink" in summary:
-            entry["ratio_vs_sink"] = summary["service"]["mb_per_s"] / summary["sink"]["mb_per_s"]
-            entry["paired_ratios_vs_sink"] = paired_ratios(collected["service"], collected["sink"])
-        if disk:
-            entry["disk"] = {"mb_per_s": median(disk), "runs_mb_per_s": disk}
-        if disk and "sink" in summary:
-            sink_runs = [run.mb_per_s for run in collected["sink"]]
-            entry["ratio_disk_vs_sink"] = median(disk) / summary["sink"]["mb_per_s"]
-            entry["paired_disk_vs_sink"] = sorted(
-                a / b for a, b in zip(disk, sink_runs, strict=True)
-            )
-        if "service" in summary and "sink_fsync" in summary:
-            entry["ratio_vs_sink_fsync"] = (
-                summary["service"]["mb_per_s"] / summary["sink_fsync"]["mb_per_s"]
-            )
-        if "service" in summary and "sink_durable" in summary:
-            entry["ratio_vs_sink_durable"] = (
-                summary["service"]["mb_per_s"] / summary["sink_durable"]["mb_per_s"]
-            )
-        if "service_variant" in summary and "service" in summary:
-            variant, baseline = collected["service_variant"], collected["service"]
-            entry["ratio_variant_vs_sink"] = (
-                summary["service_variant"]["mb_per_s"] / summary["sink"]["mb_per_s"]
-            )
-            entry["paired_variant_vs_service"] = paired_ratios(variant, baseline)
-        if scenario.uploads == 1 and "service" in summary:
-            entry["wall_time_split"] = {
-                baseline: wall_time_split(summary["service"], summary[baseline])
-                for baseline in ("sink", "sink_durable")
-                if baseline in summary
-            }
-        if "service_postgres" in summary and "sink" in summary:
-            entry["ratio_postgres_vs_sink"] = (
-                summary["service_postgres"]["mb_per_s"] / summary["sink"]["mb_per_s"]
-            )
+        compare(entry, disk)
         section[scenario.key] = entry
     return section

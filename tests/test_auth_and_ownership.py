@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import User, make_settings, new_user
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import TUS, create_upload, patch_headers
-from video_upload.db.engine import migrate
+from video_upload.persistence.engine import migrate
 
 TUS_PATH = "/api/v1/videos/tus"
 
@@ -88,7 +88,7 @@ def test_options_needs_no_auth_and_health_needs_none(client: httpx.Client) -> No
 
 
 async def test_cors_preflight_allows_tus_headers_and_exposes_them(server: LiveServer) -> None:
-    from video_upload.app import create_app
+    from video_upload.http.app import create_app
 
     settings = server.settings.model_copy(update={"cors_allow_origins": "https://app.example"})
     app = create_app(settings)  # no lifespan: CORS answers before any handler runs

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import User, make_settings
 from tests.support.live import LiveServer, start_server
+from tests.support.rows import orm_session
 from tests.support.tus import (
     TUS_PATH,
     complete_and_read,
@@ -36,14 +37,15 @@ from tests.support.tus import (
     patch_headers,
     pattern,
 )
-from video_upload.db.engine import migrate
-from video_upload.db.models import Video
-from video_upload.db.repository import VideoRepository
-from video_upload.maintenance import CleanupReport, PeriodicCleanup, VideoService
+from video_upload.domain.records import Video
+from video_upload.http.services import Services
+from video_upload.lifecycle.cleanup import CleanupReport, VideoService
+from video_upload.lifecycle.locks import UploadLocks
+from video_upload.lifecycle.periodic import PeriodicCleanup
+from video_upload.lifecycle.service import UploadService
+from video_upload.persistence.engine import migrate
+from video_upload.persistence.models import VideoRow
 from video_upload.storage.base import SidecarStore, StoredUpload
-from video_upload.uploads.locks import UploadLocks
-from video_upload.uploads.service import UploadService
-from video_upload.web import Services
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -94,7 +96,7 @@ def storage_of(server: LiveServer, key: str) -> list[str]:
 def row(server: LiveServer, upload_id: str) -> Video | None:
     async def read() -> Video | None:
         async with server.services.uploads.database() as db:
-            return await VideoRepository(db).by_upload_id(upload_id)
+            return await db.videos.by_upload_id(upload_id)
 
     return server.run(read())
 
@@ -108,7 +110,7 @@ def another_node(server: LiveServer) -> UploadService:
     """The same database and store, but locks of its own: what a second process would have."""
     services = server.services
     return UploadService(
-        server.settings, services.sessions, services.store, locks=UploadLocks(), clock=server.clock
+        server.settings, services.database, services.store, locks=UploadLocks(), clock=server.clock
     )
 
 
@@ -333,16 +335,16 @@ def test_a_writer_that_committed_after_the_cleaner_looked_wins_the_race(
     async def race() -> tuple[bool, CleanupReport]:
         now = uploads.clock()
         async with uploads.database() as db:
-            seen = await VideoRepository(db).by_upload_id(upload_id)
+            seen = await db.videos.by_upload_id(upload_id)
         assert seen is not None and seen.upload_expires_at is not None
         assert seen.upload_expires_at < now  # the cleaner sees an expired upload...
         async with uploads.database() as db:  # ...then a writer on another node commits
-            await VideoRepository(db).update(
+            await db.videos.update(
                 upload_id, {"upload_expires_at": uploads.next_expiry(), "status": "uploading"}
             )
             await db.commit()
         async with uploads.database() as db:
-            claimed = await VideoRepository(db).claim_expired(
+            claimed = await db.videos.claim_expired(
                 upload_id, status=seen.status, offset=seen.upload_offset, now=now
             )
             await db.commit()
@@ -394,9 +396,9 @@ def test_thousands_of_expired_rows_are_cleaned_in_batches(server: LiveServer) ->
     services: Services = server.services
 
     async def insert() -> None:
-        async with services.sessions() as db:
+        async with orm_session(server.settings.resolved_database_url) as db:
             db.add_all(
-                Video(
+                VideoRow(
                     id=uuid.uuid4(),
                     user_id="bulk-user",
                     upload_id=f"bulk-{index:05d}-{secrets.token_hex(8)}",
@@ -416,11 +418,11 @@ def test_thousands_of_expired_rows_are_cleaned_in_batches(server: LiveServer) ->
             await db.commit()
 
     async def still_pending() -> int:
-        async with services.sessions() as db:
+        async with orm_session(server.settings.resolved_database_url) as db:
             result = await db.execute(
                 select(func.count())
-                .select_from(Video)
-                .where(Video.user_id == "bulk-user", Video.status != "expired")
+                .select_from(VideoRow)
+                .where(VideoRow.user_id == "bulk-user", VideoRow.status != "expired")
             )
             return int(result.scalar_one())
 
@@ -490,9 +492,9 @@ def test_storage_left_by_an_interrupted_cleanup_is_removed_by_a_later_round(
 
     async def claim_only() -> bool:  # a cleaner that died between its claim and `terminate`
         async with uploads.database() as db:
-            video = await VideoRepository(db).by_upload_id(upload_id)
+            video = await db.videos.by_upload_id(upload_id)
             assert video is not None
-            claimed = await VideoRepository(db).claim_expired(
+            claimed = await db.videos.claim_expired(
                 upload_id, status=video.status, offset=video.upload_offset, now=uploads.clock()
             )
             await db.commit()
@@ -598,10 +600,10 @@ def test_cleanup_command_cleans_once_and_prints_the_counts(tmp_path: Path) -> No
     now = datetime.now(UTC)
     two_days_ago = (now - timedelta(days=2)).timestamp()
 
-    def video(upload_id: str, *, expires: datetime | None, completed: bool = False) -> Video:
+    def video(upload_id: str, *, expires: datetime | None, completed: bool = False) -> VideoRow:
         (uploads / upload_id).write_bytes(b"bytes of " + upload_id.encode())
         os.utime(uploads / upload_id, (two_days_ago, two_days_ago))
-        return Video(
+        return VideoRow(
             id=uuid.uuid4(),
             user_id="cli-user",
             upload_id=upload_id,
@@ -639,7 +641,7 @@ def test_cleanup_command_cleans_once_and_prints_the_counts(tmp_path: Path) -> No
     with Session(engine) as db:
         statuses = {
             upload_id: status
-            for upload_id, status in db.execute(select(Video.upload_id, Video.status)).all()
+            for upload_id, status in db.execute(select(VideoRow.upload_id, VideoRow.status)).all()
         }
     engine.dispose()
     assert statuses == {

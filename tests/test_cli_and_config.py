@@ -13,9 +13,9 @@ from pathlib import Path
 import jwt
 import pytest
 
-from video_upload.auth import Authenticator
 from video_upload.config import Settings
-from video_upload.errors import ServiceError
+from video_upload.domain.errors import ServiceError
+from video_upload.http.auth import Authenticator
 
 
 def cli(

@@ -23,7 +23,7 @@ from tests.support import postgres
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import auth, create_upload, patch_headers
 from video_upload.config import Settings
-from video_upload.db.engine import migrate, pool_limits
+from video_upload.persistence.engine import migrate, pool_limits
 
 BUDGET = 3
 UPLOADS = 12

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import User, make_settings, new_user
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import complete_and_read, create_upload, patch_headers, pattern
-from video_upload.db.engine import migrate
+from video_upload.persistence.engine import migrate
 
 MIB = 1024 * 1024
 

@@ -24,7 +24,7 @@ from tests.conftest import make_settings, new_user
 from tests.support import postgres
 from tests.support.live import start_server
 from tests.support.tus import create_upload, patch_headers
-from video_upload.db.engine import create_chunk_engine, create_engine, migrate
+from video_upload.persistence.engine import create_chunk_engine, create_engine, migrate
 
 
 async def synchronous_commit(engine: AsyncEngine) -> str:

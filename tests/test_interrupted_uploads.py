@@ -153,22 +153,24 @@ def test_a_writer_whose_lease_was_taken_over_cannot_commit(
 ) -> None:
     from sqlalchemy import select, update
 
-    from video_upload.db.models import Video
+    from tests.support.rows import orm_session
+    from video_upload.persistence.models import VideoRow as Video
 
     data = pattern(MIB, seed=13)
     url = create_upload(client, user.headers, session_id, len(data))
     upload_id = url.rsplit("/", 1)[1]
-    sessions = server.services.sessions
+    database_url = server.settings.resolved_database_url
 
     async def lease_owner() -> str | None:
-        async with sessions() as db:
+        async with orm_session(database_url) as db:
             query = select(Video.lock_owner).where(Video.upload_id == upload_id)
-            return (await db.execute(query)).scalar()
+            owner: str | None = (await db.execute(query)).scalar()
+            return owner
 
     async def set_owner(owner: str | None) -> None:
         # another node took the lease over (as after a lease ran out), or gave it back
         until = server.clock() + timedelta(minutes=5) if owner else None
-        async with sessions() as db:
+        async with orm_session(database_url) as db:
             await db.execute(
                 update(Video)
                 .where(Video.upload_id == upload_id)

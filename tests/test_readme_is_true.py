@@ -10,9 +10,9 @@ import argparse
 import re
 from pathlib import Path
 
-from video_upload.app import create_app
 from video_upload.cli import build_parser
 from video_upload.config import Settings
+from video_upload.http.app import create_app
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 

@@ -18,8 +18,8 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, sele
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from video_upload.db.direct import DirectExecutor, DirectStatement, sqlite_file
-from video_upload.db.engine import create_engine
+from video_upload.persistence.direct import DirectExecutor, DirectStatement, sqlite_file
+from video_upload.persistence.engine import create_engine
 
 counters = Table(
     "counters",

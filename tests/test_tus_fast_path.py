@@ -22,10 +22,10 @@ from tests.conftest import make_settings
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import TUS_PATH, auth, metadata, patch_headers
 from video_upload.config import Settings
-from video_upload.db.engine import migrate
+from video_upload.http.tus.fast_path import TusShortcutApp
+from video_upload.persistence.engine import migrate
 from video_upload.storage.base import ByteStream, StoredUpload, UploadStore, WriteResult
 from video_upload.storage.factory import open_store
-from video_upload.tus.fast_path import TusShortcutApp
 
 ORIGIN = {"Origin": "https://app.example"}
 

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import User, make_settings
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import auth, create_upload, patch_headers
-from video_upload.db.engine import migrate
+from video_upload.persistence.engine import migrate
 
 
 def test_head_reports_offset_length_expiry_and_no_store(

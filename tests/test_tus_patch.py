@@ -20,7 +20,7 @@ from tests.support.tus import (
     patch_headers,
     pattern,
 )
-from video_upload.db.engine import migrate
+from video_upload.persistence.engine import migrate
 
 
 def test_patch_appends_bytes_and_returns_new_offset(

@@ -30,9 +30,9 @@ from tests.support.videos import (
     synthetic_video,
     text_pretending_to_be_mp4,
 )
-from video_upload.db.engine import migrate
 from video_upload.media import ProbeLimits, ProbeRejected, examine
 from video_upload.media.reader import ReadBudget, StoreReader
+from video_upload.persistence.engine import migrate
 from video_upload.storage.base import ByteRange, StorageError, StoredUpload, UploadStore
 
 API = "/api/v1"

@@ -25,8 +25,8 @@ from fastapi import FastAPI
 
 from tests.conftest import IN_CI, make_settings
 from tests.support.live import LiveServer, start_server
-from video_upload.db.engine import migrate
-from video_upload.webui import routes as webui
+from video_upload.http.page import routes as webui
+from video_upload.persistence.engine import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB_DIR = ROOT / "web"

@@ -22,7 +22,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         print("serve: the database could not be migrated (see above)", file=sys.stderr)
         return 1
     uvicorn.run(
-        "video_upload.app:create_app",
+        "video_upload.http.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
@@ -35,7 +35,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    from video_upload.db.engine import migrate
+    from video_upload.persistence.engine import migrate
 
     migrate(settings.resolved_database_url)
     print("database schema is up to date")
@@ -43,7 +43,7 @@ def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:
-    from video_upload.auth import Authenticator
+    from video_upload.http.auth import Authenticator
 
     print(Authenticator(settings).mint(args.user, ttl_seconds=args.ttl))
     return 0
@@ -52,8 +52,8 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
 def _cleanup(_args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
-    from video_upload.errors import ServiceError
-    from video_upload.maintenance.cleanup import cleanup_once
+    from video_upload.domain.errors import ServiceError
+    from video_upload.lifecycle.cleanup import cleanup_once
     from video_upload.storage.base import StorageError
 
     try:

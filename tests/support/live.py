@@ -15,12 +15,12 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.telemetry import TelemetryConfig
 
-from video_upload.app import create_app, services_of_app
-from video_upload.auth import Authenticator
 from video_upload.config import Settings
+from video_upload.http.app import create_app, services_of_app
+from video_upload.http.auth import Authenticator
+from video_upload.http.services import Services
 from video_upload.storage.base import UploadStore
 from video_upload.storage.factory import open_store
-from video_upload.web import Services
 
 T = TypeVar("T")
 

@@ -1,4 +1,4 @@
-"""The uploader's HTTP calls: REST init/complete/listing and tus HEAD/PATCH, over httpx.
+"""The client's HTTP calls: REST sessions, init/complete, listings and tus HEAD/PATCH, over httpx.
 
 Failures are translated here into a few errors the upload loop can act on, so nothing from
 httpx leaks into it: `Transient` (worth retrying after a pause), `Conflict` (the server holds a
@@ -140,12 +140,16 @@ class Api:
         )
         return self._json(response)
 
+    def create_session(self, name: str) -> dict[str, Any]:
+        """A new practice session of the token's user: `{id, user_id, name, created_at}`."""
+        return self._json(self._send("POST", "/api/v1/sessions", json={"name": name}))
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """The token's user's practice sessions."""
+        return self._list(self._send("GET", "/api/v1/sessions"), "session")
+
     def session_videos(self, session_id: str) -> list[dict[str, Any]]:
-        response = self._send("GET", f"/api/v1/sessions/{session_id}/videos")
-        data = response.json()
-        if not isinstance(data, list):
-            raise Rejected("the server answered the video list with something else")
-        return [item for item in data if isinstance(item, dict)]
+        return self._list(self._send("GET", f"/api/v1/sessions/{session_id}/videos"), "video")
 
     # -- tus -----------------------------------------------------------------------------
 
@@ -186,6 +190,16 @@ class Api:
             ) from error
         check(response)
         return response
+
+    @staticmethod
+    def _list(response: httpx.Response, what: str) -> list[dict[str, Any]]:
+        try:
+            data = response.json()
+        except ValueError as error:
+            raise Rejected("the server's answer is not JSON", response.status_code) from error
+        if not isinstance(data, list):
+            raise Rejected(f"the server answered the {what} list with something else")
+        return [item for item in data if isinstance(item, dict)]
 
     @staticmethod
     def _json(response: httpx.Response) -> dict[str, Any]:

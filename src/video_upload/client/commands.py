@@ -1,12 +1,13 @@
-"""The `upload` and `videos` subcommands of `video-upload`, for people with a terminal.
+"""The client subcommands of `video-upload` (`upload`, `videos`, `sessions create|list`).
 
 `register(subparsers)` adds them to the `video-upload` parser. The server and the token come
 from `--url`/`--token`, else `VIDEO_UPLOAD_URL` (default http://127.0.0.1:8000) and
-`VIDEO_UPLOAD_TOKEN` (make one with `video-upload token --user ID`).
+`VIDEO_UPLOAD_TOKEN` (make one with `video-upload token --user ID`). Nothing of the server is
+imported here: the client speaks to it over HTTP only.
 
-`upload` prints only the video id on standard output (so `ID=$(video-upload upload …)` works);
-the progress bar and notes go to standard error. Exit status: 0 done, 1 failed, 130 interrupted
-(run the same command again to resume).
+`upload` and `sessions create` print only an id on standard output (so `ID=$(video-upload …)`
+works); the progress bar and notes go to standard error. Exit status: 0 done, 1 failed, 130
+interrupted (run the same upload again to resume).
 """
 
 from __future__ import annotations
@@ -23,20 +24,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from video_upload.config import Settings
-
 DEFAULT_URL = "http://127.0.0.1:8000"
 URL_VARIABLE = "VIDEO_UPLOAD_URL"
 TOKEN_VARIABLE = "VIDEO_UPLOAD_TOKEN"
-# The server wants a duration in (0, MAX_VIDEO_DURATION_MINUTES]; without probing the file we
-# cannot know it, so one second stands in unless --duration says otherwise.
-DEFAULT_DURATION_SECONDS = 1.0
 _SIZE = re.compile(r"(\d+)\s*([kmg]i?b?)?", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
 def register(subparsers: Any) -> None:
-    """Add `upload` and `videos` to the `video-upload` subparsers (`add_subparsers()`)."""
+    """Add `upload`, `videos` and `sessions` to the `video-upload` subparsers."""
     upload = subparsers.add_parser(
         "upload",
         help="upload a video file (resumable: run it again to continue)",
@@ -48,10 +44,12 @@ def register(subparsers: Any) -> None:
     _connection_arguments(upload)
     upload.add_argument(
         "--duration",
-        type=float,
-        default=DEFAULT_DURATION_SECONDS,
-        help="the video's length in seconds, declared to the server (default: 1, when unknown; "
-        "the file is not probed)",
+        type=positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="the video's length in seconds, declared to the server (default: read from the "
+        "file with FFmpeg; when it cannot be read, e.g. the file is not a video, nothing is "
+        "sent and the command fails, asking for --duration)",
     )
     upload.add_argument(
         "--chunk-size",
@@ -73,6 +71,27 @@ def register(subparsers: Any) -> None:
     videos.add_argument("--json", action="store_true", help="print the list as JSON")
     videos.set_defaults(handler=videos_command)
 
+    sessions = subparsers.add_parser(
+        "sessions",
+        help="create or list practice sessions",
+        description="Practice sessions hold the videos: make one, then `video-upload upload "
+        "FILE --session ID`.",
+    )
+    actions = sessions.add_subparsers(dest="sessions_command", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create",
+        help="create a practice session, print its id",
+        description="Create a practice session and print its id on standard output, so "
+        "`SESSION=$(video-upload sessions create Scales)` works.",
+    )
+    create.add_argument("name", help="the session's name, e.g. 'Scales, 3 March'")
+    _connection_arguments(create)
+    create.set_defaults(handler=sessions_create_command)
+    listing = actions.add_parser("list", help="list your practice sessions")
+    _connection_arguments(listing)
+    listing.add_argument("--json", action="store_true", help="print the list as JSON")
+    listing.set_defaults(handler=sessions_list_command)
+
 
 def _connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -92,6 +111,17 @@ def parse_size(text: str) -> int:
     return value
 
 
+def positive_seconds(text: str) -> float:
+    """`--duration`: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError("the duration must be a number of seconds above 0")
+    return value
+
+
 def server_url(args: argparse.Namespace) -> str:
     return str(args.url or os.environ.get(URL_VARIABLE) or DEFAULT_URL).rstrip("/")
 
@@ -105,7 +135,7 @@ def _stderr() -> Console:
     from rich.console import Console
 
     quiet_http_logs()
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)  # the terminal wraps notes
 
 
 def quiet_http_logs() -> None:
@@ -117,19 +147,16 @@ def quiet_http_logs() -> None:
 # -- upload ------------------------------------------------------------------------------
 
 
-def upload_command(args: argparse.Namespace, _settings: Settings) -> int:
+def upload_command(args: argparse.Namespace, _settings: object) -> int:
     from video_upload.client.api import Api, ClientError
+    from video_upload.client.media import DurationUnknown
     from video_upload.client.progress import ProgressReporter
     from video_upload.client.state import UploadRecords
     from video_upload.client.uploader import LocalFile, RetryPolicy, Uploader, UploadFailed
 
     console = _stderr()
-    token = bearer_token(args)
+    token = _token_or_complain(console, args)
     if token is None:
-        console.print(
-            f"[red]no token:[/] pass --token or set {TOKEN_VARIABLE} "
-            "(make one with `video-upload token --user ID`)"
-        )
         return 1
     try:
         file = LocalFile.of(args.file, args.content_type)
@@ -140,9 +167,8 @@ def upload_command(args: argparse.Namespace, _settings: Settings) -> int:
         console.print(f"[red]{args.file} is not a file[/]")
         return 1
     url = server_url(args)
-    reporter = ProgressReporter(console, file.filename)
     try:
-        with Api(url, token) as api, reporter:
+        with Api(url, token) as api, ProgressReporter(console, file.filename) as reporter:
             uploader = Uploader(
                 api,
                 UploadRecords(),
@@ -155,6 +181,12 @@ def upload_command(args: argparse.Namespace, _settings: Settings) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: run the same command again to resume")
         return 130
+    except DurationUnknown as error:
+        console.print(
+            f"[red]cannot tell how long {file.filename} is:[/] {error}. Is it a video? "
+            "Nothing was sent. To upload it anyway, declare its length: --duration SECONDS"
+        )
+        return 1
     except (ClientError, UploadFailed) as error:
         console.print(f"[red]upload failed:[/] {error}")
         return 1
@@ -168,17 +200,16 @@ def upload_command(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
-# -- videos ------------------------------------------------------------------------------
+# -- listings and sessions -----------------------------------------------------------------
 
 
-def videos_command(args: argparse.Namespace, _settings: Settings) -> int:
+def videos_command(args: argparse.Namespace, _settings: object) -> int:
     from video_upload.client.api import Api, ClientError
     from video_upload.client.progress import videos_table
 
     console = _stderr()
-    token = bearer_token(args)
+    token = _token_or_complain(console, args)
     if token is None:
-        console.print(f"[red]no token:[/] pass --token or set {TOKEN_VARIABLE}")
         return 1
     try:
         with Api(server_url(args), token) as api:
@@ -187,13 +218,80 @@ def videos_command(args: argparse.Namespace, _settings: Settings) -> int:
         console.print(f"[red]cannot list the videos:[/] {error}")
         return 1
     if args.json:
-        json.dump(videos, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
+        _print_json(videos)
+    else:
+        _stdout().print(videos_table(videos, args.session))
+    return 0
+
+
+def sessions_create_command(args: argparse.Namespace, _settings: object) -> int:
+    from video_upload.client.api import Api, ClientError
+
+    console = _stderr()
+    token = _token_or_complain(console, args)
+    if token is None:
+        return 1
+    try:
+        with Api(server_url(args), token) as api:
+            session = api.create_session(args.name)
+    except ClientError as error:
+        console.print(f"[red]cannot create the session:[/] {error}")
+        return 1
+    session_id = str(session.get("id", ""))
+    console.print(
+        f"created session {session_id} ({session.get('name') or 'no name'}); upload to it with "
+        f"`video-upload upload FILE --session {session_id}`"
+    )
+    print(session_id)
+    return 0
+
+
+def sessions_list_command(args: argparse.Namespace, _settings: object) -> int:
+    from video_upload.client.api import Api, ClientError
+    from video_upload.client.progress import sessions_table
+
+    console = _stderr()
+    token = _token_or_complain(console, args)
+    if token is None:
+        return 1
+    try:
+        with Api(server_url(args), token) as api:
+            sessions = api.sessions()
+    except ClientError as error:
+        if error.status in {404, 405}:
+            console.print(
+                f"[red]this server cannot list sessions[/] (GET /api/v1/sessions answered "
+                f"{error}); `video-upload sessions create` prints the id of each session it makes"
+            )
+        else:
+            console.print(f"[red]cannot list the sessions:[/] {error}")
+        return 1
+    if args.json:
+        _print_json(sessions)
+    else:
+        _stdout().print(sessions_table(sessions))
+    return 0
+
+
+def _token_or_complain(console: Console, args: argparse.Namespace) -> str | None:
+    token = bearer_token(args)
+    if token is None:
+        console.print(
+            f"[red]no token:[/] pass --token or set {TOKEN_VARIABLE} "
+            "(make one with `video-upload token --user ID`)"
+        )
+    return token
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _stdout() -> Console:
     from rich.console import Console
 
     out = Console(highlight=False)
     if not out.is_terminal:
         out.width = max(out.width, 140)  # piped: keep rows whole rather than wrapped at 80
-    out.print(videos_table(videos, args.session))
-    return 0
+    return out

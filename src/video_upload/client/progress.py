@@ -1,7 +1,17 @@
-"""What the uploader shows in a terminal: a rich progress bar, notes, and the videos table."""
+"""What the client shows in a terminal: a rich progress bar, notes, the sessions and videos tables.
+
+While the bar is drawn, rich hides the terminal's cursor; only `Progress.stop()` shows it again.
+So the bar is stopped on every way out of the upload (`ProgressReporter` is a context manager),
+including a Ctrl-C that lands while the bar's first frame is drawn, and a second Ctrl-C while
+it is being taken down is ignored until it is: an interrupted upload leaves a usable terminal.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -35,6 +45,7 @@ class ProgressReporter:
             transient=False,
         )
         self.task: TaskID | None = None
+        self.shown = False  # whether the bar (and so the hidden cursor) may be on the screen
 
     def __enter__(self) -> ProgressReporter:
         return self  # the bar appears with the first byte range, not before
@@ -45,13 +56,23 @@ class ProgressReporter:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self.task is not None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Take the bar down and show the cursor again (once; later calls do nothing)."""
+        if not self.shown:
+            return
+        with sigint_ignored():
             self.progress.stop()
+            self.shown = False
 
     def started(self, total: int, offset: int, resumed: bool) -> None:
         if resumed:
             self.note(f"resuming {self.label} at byte {offset} of {total}")
         if self.task is None:
+            # Set first: an interrupt inside start() (it hides the cursor, then draws) must
+            # still find the bar to stop.
+            self.shown = True
             self.progress.start()
             self.task = self.progress.add_task(self.label, total=total, completed=offset)
         else:
@@ -63,6 +84,20 @@ class ProgressReporter:
 
     def note(self, message: str) -> None:
         self.progress.console.print(message)
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ctrl-C is ignored inside (in the main thread; elsewhere signals cannot be changed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        # None: a handler installed outside Python, which Python cannot put back.
+        signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
 
 
 def human_size(size: int) -> str:
@@ -94,3 +129,26 @@ def videos_table(videos: list[dict[str, Any]], session_id: str) -> Table:
     if not videos:
         table.caption = "no videos yet"
     return table
+
+
+def sessions_table(sessions: list[dict[str, Any]]) -> Table:
+    table = Table(title="practice sessions", title_justify="left", box=SIMPLE)
+    table.add_column("id", no_wrap=True)
+    table.add_column("name", overflow="fold")
+    table.add_column("created (UTC)", no_wrap=True)
+    for session in sessions:
+        table.add_row(
+            str(session.get("id", "")),
+            str(session.get("name") or "-"),
+            _timestamp(session.get("created_at")),
+        )
+    if not sessions:
+        table.caption = "no sessions yet: make one with `video-upload sessions create NAME`"
+    return table
+
+
+def _timestamp(value: Any) -> str:
+    """`2026-03-01T18:04:05.123456Z` → `2026-03-01 18:04:05` (the server's UTC time)."""
+    if not isinstance(value, str) or not value:
+        return "-"
+    return value.replace("T", " ")[:19]

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from video_upload.client.api import Api, ClientError, Conflict, Gone, Transient
+from video_upload.client.media import guess_type, read_duration
 from video_upload.client.state import UploadRecord, UploadRecords, fingerprint
-from video_upload.uploads.media import guess_type
 
 T = TypeVar("T")
 
@@ -122,7 +122,11 @@ class Uploader:
         self.reporter: Reporter = reporter or SilentReporter()
         self.sleep = sleep
 
-    def upload(self, file: LocalFile, session_id: str, duration_seconds: float) -> Outcome:
+    def upload(
+        self, file: LocalFile, session_id: str, duration_seconds: float | None = None
+    ) -> Outcome:
+        """Upload `file`, or resume its upload. `duration_seconds` None: read from the file
+        (`media.read_duration`, which raises `DurationUnknown`), when an upload has to be made."""
         key = fingerprint(file.path, file.size, file.mtime_ns, session_id, self.server)
         record = self.records.get(key)
         if record is not None and record.completed:
@@ -162,11 +166,13 @@ class Uploader:
     # -- steps ---------------------------------------------------------------------------
 
     def _init(
-        self, key: str, file: LocalFile, session_id: str, duration_seconds: float
+        self, key: str, file: LocalFile, session_id: str, duration_seconds: float | None
     ) -> UploadRecord:
+        declared = read_duration(file.path) if duration_seconds is None else duration_seconds
+
         def init() -> UploadRecord:
             result = self.api.init_upload(
-                session_id, file.filename, file.size, duration_seconds, file.content_type
+                session_id, file.filename, file.size, declared, file.content_type
             )
             record = UploadRecord(
                 upload_id=result.upload_id,

@@ -1,0 +1,85 @@
+"""The error table: every failure a client can see, with its status code and message.
+
+Errors are data. The service raises `ServiceError(ERR_X)` or `ERR_X.with_message(...)`; the tus
+layer answers with the status and a plain-text message, the REST layer with a JSON body
+`{"error": {"code", "message"}}`. Anything else that escapes is a logged 500.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ErrorKind:
+    code: str
+    status: int
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def with_message(self, message: str, **details: Any) -> ServiceError:
+        return ServiceError(replace(self, message=message, details={**self.details, **details}))
+
+    def with_headers(self, **headers: str) -> ServiceError:
+        return ServiceError(replace(self, headers={**self.headers, **headers}))
+
+
+class ServiceError(Exception):
+    """An expected failure with a client-facing answer."""
+
+    def __init__(self, kind: ErrorKind) -> None:
+        super().__init__(kind.message)
+        self.kind = kind
+
+
+ERR_UNAUTHORIZED = ErrorKind("unauthorized", 401, "missing or invalid bearer token")
+ERR_FORBIDDEN = ErrorKind("forbidden", 403, "you do not have access to this resource")
+ERR_SESSION_NOT_FOUND = ErrorKind("session_not_found", 404, "practice session not found")
+ERR_UPLOAD_NOT_FOUND = ErrorKind("upload_not_found", 404, "upload not found")
+ERR_VIDEO_NOT_FOUND = ErrorKind("video_not_found", 404, "video not found")
+ERR_UPLOAD_GONE = ErrorKind("upload_expired", 410, "upload expired")
+ERR_BAD_REQUEST = ErrorKind("bad_request", 400, "invalid request")
+ERR_INVALID_LENGTH = ErrorKind("invalid_upload_length", 400, "invalid Upload-Length")
+ERR_INVALID_OFFSET = ErrorKind("invalid_upload_offset", 400, "invalid Upload-Offset")
+ERR_INVALID_METADATA = ErrorKind("invalid_metadata", 400, "invalid Upload-Metadata")
+ERR_INVALID_CONCAT = ErrorKind("invalid_concat", 400, "invalid Upload-Concat")
+ERR_UNSUPPORTED_CHECKSUM = ErrorKind(
+    "unsupported_checksum_algorithm", 400, "unsupported checksum algorithm"
+)
+ERR_INVALID_CHECKSUM = ErrorKind("invalid_checksum", 400, "invalid Upload-Checksum")
+ERR_INVALID_DURATION = ErrorKind("invalid_duration", 400, "invalid video duration")
+ERR_NOT_A_VIDEO = ErrorKind("unsupported_media_type", 415, "only video files can be uploaded")
+ERR_OFFSET_MISMATCH = ErrorKind("offset_mismatch", 409, "Upload-Offset does not match")
+ERR_LENGTH_MISMATCH = ErrorKind("length_mismatch", 409, "Upload-Length does not match")
+ERR_UPLOAD_INCOMPLETE = ErrorKind("upload_incomplete", 409, "upload is not complete yet")
+ERR_UPLOAD_LOCKED = ErrorKind(
+    "upload_locked", 423, "another request is writing to this upload; retry shortly"
+)
+ERR_TOO_LARGE = ErrorKind("file_too_large", 413, "file exceeds the maximum upload size")
+ERR_EXCEEDS_LENGTH = ErrorKind("exceeds_upload_length", 413, "body goes past Upload-Length")
+ERR_WRONG_CONTENT_TYPE = ErrorKind(
+    "unsupported_content_type", 415, "Content-Type must be application/offset+octet-stream"
+)
+ERR_CHECKSUM_MISMATCH = ErrorKind("checksum_mismatch", 460, "checksum mismatch")
+ERR_FINAL_UPLOAD_PATCH = ErrorKind("final_upload", 403, "a final concatenated upload is read-only")
+ERR_STORAGE_UNAVAILABLE = ErrorKind(
+    "storage_unavailable", 503, "storage is temporarily unavailable; retry", {"Retry-After": "1"}
+)
+ERR_DATABASE_UNAVAILABLE = ErrorKind(
+    "database_unavailable", 503, "database is temporarily unavailable; retry", {"Retry-After": "1"}
+)
+ERR_STORAGE_FAILED = ErrorKind("storage_failed", 500, "storage failed")
+ERR_STORAGE_FULL = ErrorKind(
+    "insufficient_storage",
+    507,
+    "not enough storage space for this upload; retry later",
+    {"Retry-After": "60"},
+)
+# What the probe on completion can say about a file (see video_upload.media).
+ERR_INVALID_VIDEO = ErrorKind("not_a_video", 422, "the file is not a decodable video")
+ERR_VIDEO_TOO_LONG = ErrorKind("video_too_long", 422, "the video is longer than allowed")
+ERR_PROBE_FAILED = ErrorKind("probe_failed", 422, "the video could not be examined")
+ERR_THUMBNAIL_NOT_FOUND = ErrorKind("thumbnail_not_found", 404, "this video has no thumbnail")
+REJECTIONS = {kind.code: kind for kind in (ERR_INVALID_VIDEO, ERR_VIDEO_TOO_LONG, ERR_PROBE_FAILED)}

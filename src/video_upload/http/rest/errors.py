@@ -1,0 +1,63 @@
+"""One place that turns failures into REST answers: `{"error": {"code", "message"}}`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from video_upload.domain.errors import ErrorKind, ServiceError
+
+log = logging.getLogger(__name__)
+
+
+def error_json(kind: ErrorKind) -> JSONResponse:
+    error: dict[str, Any] = {"code": kind.code, "message": kind.message}
+    if kind.details:
+        error["details"] = kind.details
+    return JSONResponse({"error": error}, status_code=kind.status, headers=kind.headers)
+
+
+async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return error_json(exc.kind)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"field": ".".join(str(part) for part in error["loc"][1:]), "problem": error["msg"]}
+        for error in exc.errors()
+    ]
+    kind = ErrorKind(
+        "validation_error", 422, "the request is invalid", details={"fields": problems}
+    )
+    return error_json(kind)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    kind = ErrorKind(code, exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+    return error_json(kind)
+
+
+def unexpected_error_response() -> JSONResponse:
+    """The answer to an exception nothing else handled (logged by whoever caught it)."""
+    return error_json(ErrorKind("internal_error", 500, "internal server error"))
+
+
+async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return unexpected_error_response()
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,73 @@
+"""The REST upload flow around tus: init, status, complete, abort."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from video_upload.domain.errors import ERR_INVALID_DURATION, ERR_INVALID_LENGTH, ERR_TOO_LARGE
+from video_upload.http.rest.deps import CatalogDep, CurrentUser, ServicesDep, UploadsDep
+from video_upload.http.rest.schemas import (
+    ERROR_RESPONSES,
+    UploadComplete,
+    UploadInit,
+    UploadInitOut,
+    UploadStatus,
+    VideoOut,
+)
+from video_upload.http.tus.routes import TUS_PATH
+from video_upload.lifecycle.service import NewUpload
+
+router = APIRouter(prefix="/api/v1/videos/upload", tags=["uploads"], responses=ERROR_RESPONSES)
+
+
+@router.post("/init", status_code=201, response_model=UploadInitOut)
+async def init_upload(
+    body: UploadInit, user: CurrentUser, services: ServicesDep, uploads: UploadsDep
+) -> UploadInitOut:
+    settings = services.settings
+    if body.file_size <= 0:
+        raise ERR_INVALID_LENGTH.with_message("file_size must be greater than 0")
+    if body.file_size > settings.max_upload_size:
+        raise ERR_TOO_LARGE.with_message(
+            f"file_size exceeds the limit of {settings.max_video_size_mb} MB",
+            max_size=settings.max_upload_size,
+        )
+    if not 0 < body.duration_seconds <= settings.max_duration_seconds:
+        raise ERR_INVALID_DURATION.with_message(
+            f"duration_seconds must be above 0 and at most {settings.max_duration_seconds:g}",
+            max_duration_seconds=settings.max_duration_seconds,
+        )
+    video = await uploads.create(
+        user,
+        NewUpload(
+            length=body.file_size,
+            metadata={"session_id": str(body.session_id), "filename": body.filename},
+            content_type=body.content_type,
+            declared_duration_seconds=body.duration_seconds,
+            require_video_type=True,
+        ),
+    )
+    return UploadInitOut(
+        upload_id=video.upload_id,
+        upload_url=f"{TUS_PATH}/{video.upload_id}",
+        expires_at=video.upload_expires_at,
+        chunk_size=settings.upload_chunk_size,
+        video_id=video.id,
+    )
+
+
+@router.get("/{upload_id}/status", response_model=UploadStatus)
+async def upload_status(upload_id: str, user: CurrentUser, uploads: UploadsDep) -> UploadStatus:
+    video = await uploads.current(user, upload_id)
+    return UploadStatus.of(await uploads.refresh_final(video))
+
+
+@router.post("/complete", response_model=VideoOut)
+async def complete_upload(body: UploadComplete, user: CurrentUser, catalog: CatalogDep) -> VideoOut:
+    return VideoOut.of(await catalog.complete(user, body.upload_id))
+
+
+@router.delete("/{upload_id}", status_code=204, response_class=Response)
+async def abort_upload(upload_id: str, user: CurrentUser, uploads: UploadsDep) -> Response:
+    await uploads.terminate(user, upload_id)
+    return Response(status_code=204)

