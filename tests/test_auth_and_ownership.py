@@ -27,7 +27,7 @@ def unsigned_token(sub: str) -> str:
 
 def bad_tokens(server: LiveServer) -> dict[str, str]:
     now = int(time.time())
-    secret = server.settings.jwt_secret
+    secret = server.settings.jwt_secret.get_secret_value()
     return {
         "garbage": "not-a-jwt",
         "expired": jwt.encode({"sub": "u", "exp": now - 10}, secret, algorithm="HS256"),

@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
 S3_MIN_PART_SIZE = 5 * MIB
 DEFAULT_DATABASE_MAX_CONNECTIONS = 50
+MIN_HMAC_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -44,10 +45,10 @@ class Settings(BaseSettings):
     # transport that upload random bytes.
     video_probe: bool = True
 
-    jwt_secret: str = ""
+    jwt_secret: SecretStr = SecretStr("")
     jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256"] = "HS256"
     jwt_public_key: str = ""
-    jwt_private_key: str = ""
+    jwt_private_key: SecretStr = SecretStr("")
     jwt_audience: str = ""
     jwt_issuer: str = ""
 
@@ -55,7 +56,7 @@ class Settings(BaseSettings):
     trust_proxy_headers: bool = False
 
     aws_access_key_id: str = ""
-    aws_secret_access_key: str = ""
+    aws_secret_access_key: SecretStr = SecretStr("")
     aws_region: str = "us-east-1"
     s3_bucket_name: str = "musictracker-media"
     s3_endpoint_url: str = ""
@@ -67,6 +68,19 @@ class Settings(BaseSettings):
     def _prefix_ends_with_slash(cls, value: str) -> str:
         value = value.lstrip("/")
         return value if not value or value.endswith("/") else value + "/"
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _hmac_secret_long_enough(cls, value: SecretStr) -> SecretStr:
+        # RFC 7518 asks for HMAC keys at least as long as the hash (32 bytes for HS256); a short
+        # secret can be brute-forced from any token it signed. Empty: one is generated.
+        secret = value.get_secret_value()
+        if secret and len(secret.encode()) < MIN_HMAC_SECRET_BYTES:
+            raise ValueError(
+                f"JWT_SECRET must be at least {MIN_HMAC_SECRET_BYTES} bytes long "
+                "(or unset, to have one generated in DATA_DIR)"
+            )
+        return value
 
     @property
     def max_upload_size(self) -> int:

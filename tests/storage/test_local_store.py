@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,40 @@ def test_a_write_the_disk_cannot_hold_is_refused_before_reading_its_body(tmp_pat
     asyncio.run(scenario())
     assert read == []
     assert path.read_bytes() == b"a" * 1000
+
+
+def test_scanning_for_orphans_and_deleting_leave_the_event_loop_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The periodic cleanup scans the whole folder and unlinks large files: both must run off
+    the event loop, or every upload on the node stalls meanwhile. Each blocking call here waits
+    until the event loop has run a callback of its own; on the loop's thread it would wait in
+    vain (and report so)."""
+    store = LocalStore(tmp_path)
+    (tmp_path / "some-upload").write_bytes(b"bytes")
+    loop_was_free: list[bool] = []
+
+    def waits_for_the_loop(real: Callable[..., object]) -> Callable[..., object]:
+        def call(*args: object, **kwargs: object) -> object:
+            released = threading.Event()
+            loop.call_soon_threadsafe(released.set)
+            loop_was_free.append(released.wait(timeout=2))
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(os, "scandir", waits_for_the_loop(os.scandir))
+    monkeypatch.setattr(Path, "unlink", waits_for_the_loop(Path.unlink))
+
+    async def clean() -> list[str]:
+        keys = await store.list_keys(datetime.now(UTC) + timedelta(seconds=1))
+        await store.remove_key("some-upload")
+        return keys
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(clean()) == ["some-upload"]
+    finally:
+        loop.close()
+    assert loop_was_free == [True, True]
+    assert not (tmp_path / "some-upload").exists()

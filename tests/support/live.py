@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -76,12 +76,16 @@ def start_server(
     store_opener: Any = open_store,
     routers: Sequence[APIRouter] = (),
     telemetry: TelemetryConfig | None = None,
+    configure: Callable[[FastAPI], None] | None = None,
 ) -> LiveServer:
-    """Serve `create_app(settings)`, plus `routers` included before it starts."""
+    """Serve `create_app(settings)`, plus `routers` included and `configure` run on the app
+    before it starts."""
     clock = FakeClock()
     app = create_app(settings, store_opener=store_opener, clock=clock, telemetry=telemetry)
     for router in routers:
         app.include_router(router)
+    if configure is not None:
+        configure(app)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -24,7 +24,7 @@ from video_upload.http.rest.openapi import declare_bearer_authentication
 from video_upload.http.services import Services, services_of
 from video_upload.http.tus import constants as tus
 from video_upload.http.tus import routes as tus_routes
-from video_upload.http.tus.fast_path import TusFastPath, TusShortcutApp
+from video_upload.http.tus.fast_path import TusFastPath
 from video_upload.lifecycle.periodic import start_periodic_cleanup
 from video_upload.lifecycle.service import Clock, UploadService, utcnow
 from video_upload.persistence.database import Database
@@ -63,9 +63,6 @@ def create_app(
         )
         drain.on_drain(upload_service.locks.stop_all)
         restore_signals = drain.chain_signal_handlers(asyncio.get_running_loop())
-        assert isinstance(app, TusShortcutApp)
-        if not app.enable_shortcut(drain):
-            log.info("OpenTelemetry is on: tus HEAD and PATCH go through every middleware")
         # Optional expired-upload cleanup every CLEANUP_INTERVAL_MINUTES (None when off).
         cleanup = start_periodic_cleanup(upload_service)
         app.state.cleanup = cleanup
@@ -78,7 +75,7 @@ def create_app(
             await store.close()
             await database.close()
 
-    app = TusShortcutApp(
+    app = FastAPI(
         title="video-upload",
         version=__version__,
         summary="Resumable video uploads (tus 1.0.0) for practice sessions",

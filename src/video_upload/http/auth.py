@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 SECRET_FILE_NAME = "jwt_secret"
 HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
+# The latest `exp` accepted (the year 9999): larger numbers are not times, and some overflow floats.
+MAX_EXPIRY = 253402300799
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,12 @@ class Keys:
 def load_keys(settings: Settings) -> Keys:
     algorithm = settings.jwt_algorithm
     if algorithm in HMAC_ALGORITHMS:
-        secret = settings.jwt_secret or _embedded_secret(settings.data_dir)
+        secret = settings.jwt_secret.get_secret_value() or _embedded_secret(settings.data_dir)
         return Keys(algorithm, secret, secret)
     if not settings.jwt_public_key:
         raise ValueError(f"JWT_ALGORITHM={algorithm} needs JWT_PUBLIC_KEY")
-    return Keys(algorithm, _pem(settings.jwt_public_key), _pem(settings.jwt_private_key))
+    private_key = settings.jwt_private_key.get_secret_value()
+    return Keys(algorithm, _pem(settings.jwt_public_key), _pem(private_key) if private_key else "")
 
 
 def _pem(value: str) -> str:
@@ -127,7 +130,8 @@ class Authenticator:
                 algorithms=[self.keys.algorithm],
                 audience=self.audience,
                 issuer=self.issuer,
-                options={"require": ["sub", "exp"], "verify_aud": self.audience is not None},
+                # a token carrying an `aud` claim is refused unless JWT_AUDIENCE names it
+                options={"require": ["sub", "exp"]},
             )
         except jwt.ExpiredSignatureError as error:
             raise ERR_UNAUTHORIZED.with_message("token expired") from error
@@ -136,8 +140,11 @@ class Authenticator:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise ERR_UNAUTHORIZED.with_message("token has no subject")
+        expires_at = claims["exp"]
+        if not isinstance(expires_at, int | float) or not 0 < expires_at < MAX_EXPIRY:
+            raise ERR_UNAUTHORIZED.with_message("invalid token: exp is out of range")
         if "nbf" not in claims:  # (a token not yet valid is re-checked every time)
-            self.verified.remember(token, subject, float(claims["exp"]))
+            self.verified.remember(token, subject, float(expires_at))
         return subject
 
     def mint(self, user_id: str, ttl_seconds: int = 3600) -> str:

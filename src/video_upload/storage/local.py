@@ -176,26 +176,15 @@ class LocalStore:
 
     async def list_keys(self, older_than: datetime) -> list[str]:
         """Keys whose file, and sidecar folder, were last changed before `older_than`; a
-        sidecar folder whose upload file is gone counts as its upload's key."""
-        cutoff = older_than.timestamp()
-        newest: dict[str, float] = {}
-        for entry in os.scandir(self.root):
-            if entry.name.startswith("."):
-                continue
-            if entry.is_file():
-                key = entry.name
-            elif entry.is_dir() and entry.name.endswith(SIDECAR_SUFFIX):
-                key = entry.name.removesuffix(SIDECAR_SUFFIX)
-            else:
-                continue
-            newest[key] = max(newest.get(key, 0.0), entry.stat().st_mtime)
-        return sorted(key for key, changed in newest.items() if key and changed < cutoff)
+        sidecar folder whose upload file is gone counts as its upload's key. (A scan of the
+        whole folder, so on a worker thread: it must not hold up the event loop's requests.)"""
+        return await asyncio.to_thread(_keys_older_than, self.root, older_than.timestamp())
 
     async def remove_key(self, key: str) -> None:
-        path = self.path_for(key)
+        """Delete the upload's file and sidecars, on a worker thread: unlinking a large file
+        frees its blocks, which can take the file system a while."""
         try:
-            await asyncio.to_thread(_remove_tree, self._sidecar_dir(key))
-            path.unlink(missing_ok=True)
+            await asyncio.to_thread(_remove_upload, self.path_for(key), self._sidecar_dir(key))
         except OSError as error:
             raise StorageError(f"cannot delete upload file: {error.strerror}") from error
 
@@ -275,9 +264,26 @@ def _write_atomically(folder: Path, name: str, data: bytes) -> None:
     os.replace(temporary, folder / name)
 
 
-def _remove_tree(folder: Path) -> None:
-    if folder.is_dir():
-        shutil.rmtree(folder)
+def _keys_older_than(root: Path, cutoff: float) -> list[str]:
+    newest: dict[str, float] = {}
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_file():
+                key = entry.name
+            elif entry.is_dir() and entry.name.endswith(SIDECAR_SUFFIX):
+                key = entry.name.removesuffix(SIDECAR_SUFFIX)
+            else:
+                continue
+            newest[key] = max(newest.get(key, 0.0), entry.stat().st_mtime)
+    return sorted(key for key, changed in newest.items() if key and changed < cutoff)
+
+
+def _remove_upload(path: Path, sidecars: Path) -> None:
+    if sidecars.is_dir():
+        shutil.rmtree(sidecars)
+    path.unlink(missing_ok=True)
 
 
 def _concatenate_files(target: Path, sources: list[tuple[Path, int]]) -> None:

@@ -124,7 +124,7 @@ class S3Store(S3Requests):
                     region_name=settings.aws_region or None,
                     endpoint_url=settings.s3_endpoint_url or None,
                     aws_access_key_id=settings.aws_access_key_id or None,
-                    aws_secret_access_key=settings.aws_secret_access_key or None,
+                    aws_secret_access_key=settings.aws_secret_access_key.get_secret_value() or None,
                     config=config,
                 )
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -46,14 +47,25 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_json(kind)
 
 
-def unexpected_error_response() -> JSONResponse:
-    """The answer to an exception nothing else handled (logged by whoever caught it)."""
-    return error_json(ErrorKind("internal_error", 500, "internal server error"))
+def unexpected_error_response(error_id: str) -> JSONResponse:
+    """The answer to an exception nothing else handled: a 500 that names the log line."""
+    kind = ErrorKind(
+        "internal_error",
+        500,
+        f"internal server error (error id {error_id})",
+        details={"error_id": error_id},
+    )
+    return error_json(kind)
 
 
-async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return unexpected_error_response()
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # a bug or a broken deployment (a missing migration, a constraint violated): a retry would
+    # fail the same way, so it is a 500, never a 503; the id ties the answer to the log line
+    error_id = secrets.token_hex(8)
+    log.error(
+        "unhandled error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc
+    )
+    return unexpected_error_response(error_id)
 
 
 def install_error_handlers(app: FastAPI) -> None:
