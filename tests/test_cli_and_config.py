@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jwt
 import pytest
+from pydantic import SecretStr
 
 from video_upload.config import Settings
 from video_upload.domain.errors import ServiceError
@@ -89,7 +90,7 @@ def test_rs256_tokens_verify_with_the_public_key(tmp_path: Path) -> None:
         data_dir=tmp_path,
         jwt_algorithm="RS256",
         jwt_public_key=public_pem,
-        jwt_private_key=private_pem,
+        jwt_private_key=SecretStr(private_pem),
         jwt_audience="video-upload",
         jwt_issuer="auth.example",
     )
@@ -141,7 +142,7 @@ def test_nodes_starting_at_once_all_migrate_a_fresh_postgresql_database(
 
 
 def test_token_accepted_before_is_refused_once_it_expires(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path, jwt_secret="s" * 32)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, data_dir=tmp_path, jwt_secret=SecretStr("s" * 32))  # type: ignore[call-arg]
     now = [time.time()]
     authenticator = Authenticator(settings, clock=lambda: now[0])
     token = authenticator.mint("erin", ttl_seconds=60)
@@ -155,7 +156,7 @@ def test_token_accepted_before_is_refused_once_it_expires(tmp_path: Path) -> Non
 
 
 def test_altered_copy_of_an_accepted_token_is_refused(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path, jwt_secret="s" * 32)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, data_dir=tmp_path, jwt_secret=SecretStr("s" * 32))  # type: ignore[call-arg]
     authenticator = Authenticator(settings)
     token = authenticator.mint("frank")
     assert authenticator.user_from_header(f"Bearer {token}") == "frank"

@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from tests.conftest import create_database_or_skip
 from tests.support import postgres
@@ -57,7 +58,7 @@ def budgeted_server(tmp_path: Path) -> Iterator[tuple[LiveServer, str]]:
         data_dir=tmp_path,
         local_storage_path=tmp_path / "uploads",
         database_url=url,
-        jwt_secret="test-secret-" + secrets.token_hex(16),
+        jwt_secret=SecretStr("test-secret-" + secrets.token_hex(16)),
         video_probe=False,
         database_max_connections=BUDGET,
     )

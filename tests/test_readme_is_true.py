@@ -10,6 +10,8 @@ import argparse
 import re
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from video_upload.cli import build_parser
 from video_upload.config import Settings
 from video_upload.http.app import create_app
@@ -78,7 +80,7 @@ def test_api_table_lists_every_operation_of_the_openapi_document(tmp_path: Path)
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path,
-        jwt_secret="s" * 32,
+        jwt_secret=SecretStr("s" * 32),
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
     )
     served = {

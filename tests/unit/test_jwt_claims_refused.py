@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jwt
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from video_upload.config import Settings
 from video_upload.domain.errors import ServiceError
@@ -16,8 +16,10 @@ from video_upload.http.auth import Authenticator
 SECRET = "unit-test-secret-0123456789abcdef-0123"
 
 
-def settings(tmp_path: Path, **values: str) -> Settings:
-    return Settings(_env_file=None, data_dir=tmp_path, jwt_secret=SECRET, **values)  # type: ignore[call-arg]
+def settings(tmp_path: Path, audience: str = "") -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, data_dir=tmp_path, jwt_secret=SecretStr(SECRET), jwt_audience=audience
+    )
 
 
 def bearer(claims: dict[str, object]) -> str:
@@ -33,7 +35,7 @@ def test_a_token_with_an_audience_is_refused_when_none_is_configured(tmp_path: P
 
 def test_a_token_with_the_configured_audience_is_accepted(tmp_path: Path) -> None:
     token = bearer({"sub": "alice", "exp": int(time.time()) + 60, "aud": "video-upload"})
-    authenticator = Authenticator(settings(tmp_path, jwt_audience="video-upload"))
+    authenticator = Authenticator(settings(tmp_path, audience="video-upload"))
     assert authenticator.user_from_header(token) == "alice"
 
 
@@ -46,7 +48,7 @@ def test_a_token_whose_expiry_is_not_a_time_is_refused_with_401(tmp_path: Path) 
 
 def test_a_short_hmac_secret_is_refused_at_start(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="at least 32 bytes"):
-        Settings(_env_file=None, data_dir=tmp_path, jwt_secret="x")  # type: ignore[call-arg]
+        Settings(_env_file=None, data_dir=tmp_path, jwt_secret=SecretStr("x"))  # type: ignore[call-arg]
 
 
 def test_the_secret_never_shows_in_the_settings_repr(tmp_path: Path) -> None:
