@@ -6,6 +6,7 @@ environment anywhere else.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -54,6 +55,9 @@ class Settings(BaseSettings):
 
     cors_allow_origins: str = ""
     trust_proxy_headers: bool = False
+    # The service's address as clients reach it (`https://uploads.example.org`, maybe with a
+    # path prefix): absolute upload URLs are built on it. Empty: from each request's Host.
+    public_base_url: str = ""
 
     aws_access_key_id: str = ""
     aws_secret_access_key: SecretStr = SecretStr("")
@@ -68,6 +72,17 @@ class Settings(BaseSettings):
     def _prefix_ends_with_slash(cls, value: str) -> str:
         value = value.lstrip("/")
         return value if not value or value.endswith("/") else value + "/"
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[\x21-\x7e]*)?", value):
+            raise ValueError(
+                "PUBLIC_BASE_URL must be an http:// or https:// URL, "
+                "such as https://uploads.example.org"
+            )
+        return value
 
     @field_validator("jwt_secret")
     @classmethod
