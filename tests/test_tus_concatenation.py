@@ -172,3 +172,29 @@ def test_consumed_partials_are_freed_after_assembly(
     assert final.status_code == 201
     for url in parts:
         assert client.head(url, headers=user.headers).status_code in (404, 410)
+
+
+def test_a_partial_listed_twice_in_one_final_is_refused(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    """Each listing copies the partial's bytes: one partial listed a hundred times would turn a
+    MiB sent into a hundred on disk."""
+    part = create_partial(client, user, 4)
+    upload(client, user, part, b"abcd")
+    refused = create_final(client, user, session_id, [part, part])
+    assert refused.status_code == 400
+    assert "only once" in refused.text
+    assert client.head(part, headers=user.headers).headers["Upload-Offset"] == "4"
+
+
+def test_a_partial_of_an_unfinished_final_cannot_join_a_second_one(
+    client: httpx.Client, user: User, session_id: str
+) -> None:
+    part = create_partial(client, user, 4)  # never finished: the first final waits for it
+    first = create_final(client, user, session_id, [part])
+    assert first.status_code == 201, first.text
+    second = create_final(client, user, session_id, [part])
+    assert second.status_code == 400
+    assert "already belongs" in second.text
+    upload(client, user, part, b"abcd")
+    assert complete_and_read(client, user.bearer, first.headers["Location"]) == b"abcd"

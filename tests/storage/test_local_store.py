@@ -134,6 +134,22 @@ def test_a_write_reserves_the_room_for_the_rest_of_the_upload_without_growing_th
     assert path.read_bytes() == b"a" * 1000 + b"b" * (length - 1000)
 
 
+def test_an_upload_declared_huge_holds_only_a_bounded_window_past_its_bytes(
+    tmp_path: Path,
+) -> None:
+    """Declaring a length costs the disk nothing beyond a window past the bytes received: a
+    client cannot take the disk by declaring uploads it never sends."""
+    store = LocalStore(tmp_path, reserve_window=4 * 1024 * 1024)
+    declared = 500 * 1024 * 1024
+
+    async def scenario() -> None:
+        await store.create("take")
+        await store.write(StoredUpload("take", 0, length=declared), body(b"a"))
+
+    asyncio.run(scenario())
+    assert 4 * 1024 * 1024 <= _allocated(tmp_path / "take") < 5 * 1024 * 1024
+
+
 def test_the_room_given_back_with_an_abandoned_write_is_reserved_again_by_the_next(
     tmp_path: Path,
 ) -> None:
@@ -157,9 +173,10 @@ def test_the_room_given_back_with_an_abandoned_write_is_reserved_again_by_the_ne
 
 
 def test_a_write_the_disk_cannot_hold_is_refused_before_reading_its_body(tmp_path: Path) -> None:
-    """An upload longer than the free space fails at its next PATCH, not when the disk is full;
-    the committed bytes stay, nothing is reserved, and no byte of the refused body is read."""
-    store = LocalStore(tmp_path)
+    """A PATCH whose reservation the disk cannot hold fails before its body is read, not when
+    the disk is full; the committed bytes stay and nothing is reserved. (The window is made
+    larger than the disk here; the default one is a few MiB.)"""
+    store = LocalStore(tmp_path, reserve_window=2**62)
     stats = os.statvfs(tmp_path)
     length = stats.f_bavail * stats.f_frsize + 1024**3  # a GiB more than the disk has free
     path = tmp_path / "take"

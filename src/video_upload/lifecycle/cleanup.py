@@ -13,9 +13,9 @@ Rules:
   404; its storage is freed with `store.terminate` (S3: abort the multipart upload and delete the
   staged objects; local: delete the file).
 - Never while someone writes: within this process the upload's lock (`UploadLocks.hold`) is
-  taken without waiting, and a busy upload is skipped this round. Across processes and nodes each
-  row is claimed with one conditional UPDATE (`persistence.repository.VideoRepository.claim_expired`): it succeeds only
-  if the row still has the status and offset the cleaner read, is still incomplete, is still
+  taken without waiting, and a busy upload is skipped this round. Across processes and nodes
+  each row is claimed with one conditional UPDATE (`VideoRepository.claim_expired` in
+  `persistence.repository`): it succeeds only if the row still has the status and offset the cleaner read, is still incomplete, is still
   expired at the cleaner's `now`, and no live writer lease is held on it. Of several cleaners
   exactly one wins; a writer that committed meanwhile (moving the offset or expiry) or that is
   writing right now (holding its lease) makes the claim fail, and the upload lives on.
@@ -109,8 +109,8 @@ class VideoService:
     """The maintenance interface: `await VideoService(db).cleanup_expired_uploads()`.
 
     `db` is what a running app already has: its services (`app.state.services`, anything
-    with an `uploads` attribute), or the `UploadService` itself; either brings the session factory, the store, the clock, the
-    settings and, importantly, the process's upload locks, so that the cleanup never races a
+    with an `uploads` attribute), or the `UploadService` itself; either brings the database,
+    the store, the clock, the settings and, importantly, the process's upload locks, so that the cleanup never races a
     request of the same process. Outside an app (a cron job, the `video-upload cleanup`
     command), `async with VideoService.from_settings(settings) as service:` builds the engine
     and store from settings and closes them afterwards.

@@ -42,8 +42,18 @@ class Concatenator:
         metadata: dict[str, str | None],
     ) -> Video:
         """Create a final upload out of partial ones (which may still be unfinished)."""
+        if len(set(part_ids)) != len(part_ids):
+            # each partial's bytes are copied once per listing: a repeated one multiplies disk use
+            raise ERR_INVALID_CONCAT.with_message("a partial upload may be listed only once")
         async with self.uploads.database() as db:
             parts = await self._owned_partials(db, user_id, part_ids)
+            for pending in await db.videos.unfinished_finals(user_id):
+                taken = set(pending.concat_parts or []) & set(part_ids)
+                if taken:
+                    raise ERR_INVALID_CONCAT.with_message(
+                        f"partial upload {sorted(taken)[0]} already belongs to the unfinished "
+                        f"final upload {pending.upload_id}"
+                    )
             session_id = await self.uploads.owned_session(db, user_id, metadata.get("session_id"))
             filename = display_name(metadata.get("filename"))
             lengths = [part.upload_length for part in parts]

@@ -28,12 +28,15 @@ class UploadCreation:
         service = self.service
         if new.length is not None:
             service.check_length(new.length)
-        filename = display_name(new.metadata.get("filename"))
+        # the type is guessed from the client's whole name: a long `….mp4` keeps its extension
+        # only until the name is cut for display
+        given_name = new.metadata.get("filename") or ""
         content_type = video_content_type(
             new.content_type or new.metadata.get("filetype"),
-            filename,
+            display_name(given_name, limit=None),
             required=new.require_video_type,
         )
+        filename = display_name(given_name)
         upload_id = secrets.token_hex(16)
         async with service.database() as db:
             session_id = None
@@ -60,8 +63,14 @@ class UploadCreation:
             await db.commit()
         return video
 
-    async def claim_initialised(self, user_id: str, upload_id: str, length: int | None) -> Video:
-        """A tus POST aimed at an upload made by REST init: accept it as that upload's creation."""
+    async def claim_initialised(
+        self, user_id: str, upload_id: str, length: int | None, raw_metadata: str | None = None
+    ) -> Video:
+        """A tus POST aimed at an upload made by REST init: accept it as that upload's creation.
+
+        The POST's `Upload-Metadata` is kept, as a tus creation keeps it (HEAD answers with it);
+        the file name, type and session stay those of the init.
+        """
         async with self.service.database() as db:
             video = await self.service.owned_upload(db, user_id, upload_id)
         if video.concat is not None:
@@ -72,4 +81,10 @@ class UploadCreation:
             )
         if video.upload_offset != 0:
             raise ERR_OFFSET_MISMATCH.with_headers(**{"Upload-Offset": str(video.upload_offset)})
+        if raw_metadata is not None and raw_metadata != video.tus_metadata:
+            values = {"tus_metadata": raw_metadata, "updated_at": self.service.clock()}
+            async with self.service.database() as db:
+                await db.videos.update(upload_id, values)
+                await db.commit()
+            video.update(values)
         return video

@@ -2,10 +2,12 @@
 
 A phone that loses its network mid-PATCH usually retries (HEAD, then PATCH) long before the
 server notices the old connection is dead. A newer request from the owner therefore pre-empts a
-holder that is *stalled* (no body bytes for `stall_seconds`): the holder's wait for bytes is
-cancelled, it saves what it received, commits, and lets go, so the retry is served within
-seconds with a correct offset. A holder that is still receiving is not pre-empted: a truly
-concurrent second writer waits, then gets 409 (the offset moved) or 423 (still busy).
+holder that is *stalled*: one that has not received `PROGRESS_BYTES` of body for
+`stall_seconds` (nothing at all, or a trickle, which would otherwise keep the upload from its
+owner for as long as it lasts). The holder's wait for bytes is cancelled, it saves what it
+received, commits, and lets go, so the retry is served within seconds with a correct offset.
+A holder that is still receiving at speed is not pre-empted: a truly concurrent second writer
+waits, then gets 409 (the offset moved) or 423 (still busy).
 
 Across processes and nodes the conditional offset update in the repository is what keeps two
 writers apart (the loser's bytes are discarded and it gets 409).
@@ -18,6 +20,10 @@ from dataclasses import dataclass, field
 
 from video_upload.domain.errors import ERR_UPLOAD_LOCKED
 
+# The body a holder must receive every `stall_seconds` not to count as stalled: far below any
+# real network's speed, far above a trickle meant to hold the upload.
+PROGRESS_BYTES = 16 * 1024
+
 
 @dataclass
 class Holding:
@@ -29,6 +35,9 @@ class Holding:
     users: int = 0
     holder: asyncio.Task[object] | None = None
     receiving_since: float | None = None
+    # when the holder last received `PROGRESS_BYTES` of body (or started reading it); None
+    # while it is not reading a body
+    progressed_at: float | None = None
     stop_requested: bool = False
 
 
@@ -121,7 +130,7 @@ class UploadLocks:
                 continue
 
     def _stop_if_stalled(self, entry: Holding, now: float, idle: float | None = None) -> None:
-        since = entry.receiving_since
+        since = entry.progressed_at
         threshold = self.stall_seconds if idle is None else idle
         if since is not None and now - since >= threshold:
             self._stop(entry)
@@ -175,5 +184,6 @@ class HeldLock:
         self._entry = None
         entry.holder = None
         entry.receiving_since = None
+        entry.progressed_at = None
         entry.lock.release()
         self._locks._leave(self._upload_id, entry)

@@ -6,7 +6,7 @@ import mimetypes
 import re
 import unicodedata
 
-from video_upload.domain.errors import ERR_NOT_A_VIDEO
+from video_upload.domain.errors import ERR_INVALID_CONTENT_TYPE, ERR_NOT_A_VIDEO
 
 # Types mimetypes does not know everywhere, for the containers phones record.
 EXTRA_VIDEO_TYPES = {
@@ -18,11 +18,20 @@ EXTRA_VIDEO_TYPES = {
     ".mp4": "video/mp4",
 }
 GENERIC_TYPE = "application/octet-stream"
+MAX_DISPLAY_NAME = 255
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+# A declared type, parameters included, as RFC 9110 spells one (`type/subtype; name=value`):
+# printable ASCII only, so it can go back out in a Content-Type header unchanged.
+MAX_CONTENT_TYPE = 255
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_VALUE = r'"[\x20\x21\x23-\x7e]*"'
+MEDIA_TYPE_PATTERN = rf"^{_TOKEN}/{_TOKEN}([ \t]*;[ \t]*{_TOKEN}=({_TOKEN}|{_VALUE}))*[ \t]*$"
+_MEDIA_TYPE = re.compile(MEDIA_TYPE_PATTERN)
 
 
-def display_name(filename: str | None) -> str:
-    """The last path component of a client's file name, printable and at most 255 characters.
+def display_name(filename: str | None, limit: int | None = MAX_DISPLAY_NAME) -> str:
+    """The last path component of a client's file name, printable and at most `limit`
+    characters (None: uncut, to guess its type from).
 
     Used only for display; nothing on disk or in object keys derives from it.
     """
@@ -32,7 +41,7 @@ def display_name(filename: str | None) -> str:
     name = _UNSAFE.sub("", name).strip()
     if name in {".", ".."}:
         return ""
-    return name[:255]
+    return name if limit is None else name[:limit]
 
 
 def guess_type(filename: str) -> str | None:
@@ -47,10 +56,19 @@ def guess_type(filename: str) -> str | None:
 def video_content_type(declared: str | None, filename: str, *, required: bool) -> str:
     """The upload's content type: the declared one, else the one its name suggests.
 
-    A type that is known and is not a video is refused (415). An unknown type is refused only
-    when `required` (the REST API demands a video type; tus clients often send none).
+    A declared type that is not a media type (or is longer than MAX_CONTENT_TYPE) is refused
+    (400); one that is known and is not a video is refused (415). An unknown type is refused
+    only when `required` (the REST API demands a video type; tus clients often send none).
+    `filename` is the client's whole name: its type is guessed before the name is cut for
+    display.
     """
-    content_type = (declared or "").split(";", 1)[0].strip().lower() or guess_type(filename)
+    declared = (declared or "").strip()
+    if declared and (len(declared) > MAX_CONTENT_TYPE or not _MEDIA_TYPE.fullmatch(declared)):
+        raise ERR_INVALID_CONTENT_TYPE.with_message(
+            f"the content type must be a media type such as video/mp4, "
+            f"at most {MAX_CONTENT_TYPE} printable ASCII characters"
+        )
+    content_type = declared.split(";", 1)[0].strip().lower() or guess_type(filename)
     if content_type and content_type.startswith("video/"):
         return content_type
     if content_type and content_type != GENERIC_TYPE:

@@ -8,8 +8,8 @@ what the store holds; the client, which asks for the offset before it resumes, s
 again. Nothing is lost or corrupted, only re-sent.
 
 The opposite case, a database that lost its latest per-chunk commits (see
-`persistence.engine.create_chunk_engine`), needs nothing here: the store then holds more than the offset
-claims, and the next write starts from the committed offset, overwriting the surplus.
+`persistence.engine.create_chunk_engine`), needs nothing here: the store then holds more than
+the offset claims, and the next write starts from the committed offset, overwriting the surplus.
 """
 
 from __future__ import annotations

@@ -342,7 +342,9 @@ class UploadService:
     # -- termination ---------------------------------------------------------------------
 
     async def terminate(self, user_id: str, upload_id: str) -> None:
-        async with self.leases.exclusive(upload_id):
+        """Delete the upload; a stalled request still writing to it is pre-empted, as for a
+        HEAD or PATCH of its owner."""
+        async with self.leases.exclusive(upload_id, preempt=True, user_id=user_id):
             async with self.database() as db:
                 video = await self.owned_upload(db, user_id, upload_id)
             await self.storage_call(self.store.terminate(stored(video)))

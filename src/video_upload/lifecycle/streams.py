@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from video_upload.domain.checksums import ExpectedChecksum, Hasher
-from video_upload.lifecycle.locks import Holding
+from video_upload.lifecycle.locks import PROGRESS_BYTES, Holding
 
 
 class ClientGone(Exception):
@@ -48,6 +48,8 @@ class GuardedBody:
         iterator = self._source.__aiter__()
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
+        holding.progressed_at = loop.time()
+        since_progress = 0
         try:
             while not holding.stop_requested:
                 holding.receiving_since = loop.time()
@@ -68,6 +70,10 @@ class GuardedBody:
                     self.overflowed = True
                     chunk = chunk[:room]
                 if chunk:
+                    since_progress += len(chunk)
+                    if since_progress >= PROGRESS_BYTES:
+                        holding.progressed_at = loop.time()
+                        since_progress = 0
                     self.received += len(chunk)
                     if self._hasher is not None:
                         self._hasher.update(chunk)

@@ -44,12 +44,13 @@ from video_upload.storage.base import (
     ByteRange,
     ByteStream,
     StorageError,
+    StorageFull,
     StoredUpload,
     StoreState,
     WriteResult,
     check_sidecar,
 )
-from video_upload.storage.reserve import reserve
+from video_upload.storage.reserve import RESERVE_AHEAD, reserve_ahead
 from video_upload.storage.writeback import start_writeback_soon
 
 READ_CHUNK = 256 * 1024
@@ -61,11 +62,17 @@ class LocalStore:
     """Keeps uploads as files under one directory."""
 
     def __init__(
-        self, root: Path, *, buffer_size: int = 64 * 1024, sync: SyncPolicy = "finish"
+        self,
+        root: Path,
+        *,
+        buffer_size: int = 64 * 1024,
+        sync: SyncPolicy = "finish",
+        reserve_window: int = RESERVE_AHEAD,
     ) -> None:
         self.root = root
         self.buffer_size = buffer_size
         self.sync = sync
+        self.reserve_window = reserve_window
         self.root.mkdir(parents=True, exist_ok=True)
         self._prefix = os.path.join(str(root), "")  # the folder, ending in a separator
 
@@ -103,7 +110,13 @@ class LocalStore:
                 os.ftruncate(fd, upload.offset)
                 status = os.fstat(fd)  # the cut gave back what was reserved past it
             if upload.length is not None:
-                reserve(fd, upload.offset, upload.length, allocated=status.st_blocks * 512)
+                reserve_ahead(
+                    fd,
+                    upload.offset,
+                    upload.length,
+                    allocated=status.st_blocks * 512,
+                    window=self.reserve_window,
+                )
             pending: list[bytes] = []
             pending_size = 0
             async for chunk in stream:
@@ -168,6 +181,12 @@ class LocalStore:
     async def concatenate(self, key: str, parts: Sequence[StoredUpload]) -> StoreState:
         target = self.path_for(key)
         sources = [(self.path_for(part.key), part.offset) for part in parts]
+        needed = sum(size for _, size in sources)
+        free = shutil.disk_usage(self.root).free
+        if needed > free:
+            raise StorageFull(
+                f"not enough disk space to assemble the upload: {needed} bytes needed, {free} free"
+            )
         try:
             await asyncio.to_thread(_concatenate_files, target, sources)
         except OSError as error:
