@@ -15,8 +15,9 @@ Rules:
 - Never while someone writes: within this process the upload's lock (`UploadLocks.hold`) is
   taken without waiting, and a busy upload is skipped this round. Across processes and nodes
   each row is claimed with one conditional UPDATE (`VideoRepository.claim_expired` in
-  `persistence.repository`): it succeeds only if the row still has the status and offset the cleaner read, is still incomplete, is still
-  expired at the cleaner's `now`, and no live writer lease is held on it. Of several cleaners
+  `persistence.repository`): it succeeds only if the row still has the status and offset the
+  cleaner read, is still incomplete, is still expired at the cleaner's `now`, and no live writer
+  lease is held on it. Of several cleaners
   exactly one wins; a writer that committed meanwhile (moving the offset or expiry) or that is
   writing right now (holding its lease) makes the claim fail, and the upload lives on.
 - Rows are read in pages of `batch_size`, ordered by `(upload_expires_at, upload_id)` with
@@ -110,10 +111,10 @@ class VideoService:
 
     `db` is what a running app already has: its services (`app.state.services`, anything
     with an `uploads` attribute), or the `UploadService` itself; either brings the database,
-    the store, the clock, the settings and, importantly, the process's upload locks, so that the cleanup never races a
-    request of the same process. Outside an app (a cron job, the `video-upload cleanup`
-    command), `async with VideoService.from_settings(settings) as service:` builds the engine
-    and store from settings and closes them afterwards.
+    the store, the clock, the settings and, importantly, the process's upload locks, so that
+    the cleanup never races a request of the same process. Outside an app (a cron job, the
+    `video-upload cleanup` command), `async with VideoService.from_settings(settings) as
+    service:` builds the database and store from settings and closes them afterwards.
 
     `batch_size` rows are read per page; up to `concurrency` uploads of a page are cleaned at
     the same time (each costs a few store requests).
