@@ -100,7 +100,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             section = await measure(name, args)
         except Exception as error:  # one broken section must not lose the others
             traceback.print_exc()
-            section = {"error": f"{type(error).__name__}: {error}"[:500]}
+            text = f"{type(error).__name__}: {error}"
+            section = {"error": text if len(text) < 900 else f"{text[:200]} ... {text[-600:]}"}
         results["sections"][name] = section
         results["section_seconds"][name] = round(time.monotonic() - section_started, 1)
         results["load_average"][name] = [round(load_before, 2), round(os.getloadavg()[0], 2)]

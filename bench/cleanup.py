@@ -1,10 +1,10 @@
 """The cleanup of expired uploads: how long `video-upload cleanup` takes for N of them.
 
 A throwaway SQLite database is migrated (`video-upload migrate`); N unfinished uploads that
-expired a day ago are inserted through the ORM's `videos` table (one executemany), each with a
-file in the local store; then `video-upload cleanup` runs, as an operator or cron runs it. The
-same command on the empty database is timed first, and its time (the interpreter's start and the
-imports) is taken off, so the figure is the cleanup's own work.
+expired a day ago are inserted into its `videos` table through the ORM model (one executemany),
+each with a file in the local store; then `video-upload cleanup` runs, as an operator or cron
+runs it. The same command on the empty database is timed first, and its time (the interpreter's
+start and the imports) is taken off, so the figure is the cleanup's own work.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def insert_expired(database_url: str, store: Path, count: int) -> None:
     other columns take the model's defaults)."""
     from sqlalchemy import create_engine, insert
 
-    from video_upload.persistence.models import Video
+    from video_upload.persistence.models import VideoRow
 
     expired = datetime.now(UTC) - timedelta(days=1)
     store.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,7 @@ def insert_expired(database_url: str, store: Path, count: int) -> None:
     engine = create_engine(database_url.replace("sqlite+aiosqlite", "sqlite", 1))
     try:
         with engine.begin() as connection:
-            connection.execute(insert(Video), rows)
+            connection.execute(insert(VideoRow), rows)
     finally:
         engine.dispose()
 

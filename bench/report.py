@@ -213,7 +213,7 @@ def history_row(results: dict[str, Any]) -> str:
     model = str(results["machine"].get("cpu_model", "?"))
     for noise in ("(R)", "(TM)", " Processor", " CPU"):
         model = model.replace(noise, "")
-    model = " ".join(model.split()[:3])
+    model = " ".join(model.split("@")[0].split()[:3])
 
     def ratio(key: str) -> str:
         entry = throughput.get(key, {})

@@ -131,7 +131,7 @@ def running(
         server.stop()
 
 
-def _wait_ready(server: Server, path: str, timeout: float = 60.0) -> None:
+def _wait_ready(server: Server, path: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.popen.poll() is not None:

@@ -60,6 +60,7 @@ class Run:
     seconds: float
     total_bytes: int
     cpu_seconds: float
+    rss_start: int
     rss_peak: int
 
     @property
@@ -83,13 +84,14 @@ async def run_once(target: Server, scenario: Scenario, payload: memoryview) -> R
         for user, url in zip(users, urls, strict=True):
             await user.delete(url)
     total = scenario.uploads * scenario.size
-    return Run(elapsed, total, usage.cpu_seconds, usage.rss_peak)
+    return Run(elapsed, total, usage.cpu_seconds, usage.rss_start, usage.rss_peak)
 
 
 def summarise(runs: list[Run]) -> dict[str, Any]:
     return {
         "mb_per_s": median([r.mb_per_s for r in runs]),
         "cpu_s_per_gib": median([r.cpu_s_per_gib for r in runs]),
+        "rss_start_mib": min(r.rss_start for r in runs) / MIB,
         "rss_peak_mib": max(r.rss_peak for r in runs) / MIB,
         "runs": [{"mb_per_s": r.mb_per_s, "cpu_s_per_gib": r.cpu_s_per_gib} for r in runs],
     }
@@ -101,27 +103,24 @@ def paired(these: list[float], those: list[float]) -> list[float]:
 
 
 def compare(entry: dict[str, Any], disk: list[float]) -> None:
-    """Add to a scenario's `entry` the ratios its report and checks read."""
+    """Add to a scenario's `entry` the ratios the report and the checks read."""
     targets = entry["targets"]
-    sink = targets["sink"]["mb_per_s"]
-    sink_runs = [run["mb_per_s"] for run in targets["sink"]["runs"]]
+    mb_per_s = {name: target["mb_per_s"] for name, target in targets.items()}
+    rounds = {name: [run["mb_per_s"] for run in t["runs"]] for name, t in targets.items()}
     for name, key in (
         ("service", "ratio_vs_sink"),
         ("service_postgres", "ratio_postgres_vs_sink"),
     ):
         if name in targets:
-            entry[key] = targets[name]["mb_per_s"] / sink
+            entry[key] = mb_per_s[name] / mb_per_s["sink"]
     if "service" in targets:
-        service_runs = [run["mb_per_s"] for run in targets["service"]["runs"]]
-        entry["paired_ratios_vs_sink"] = paired(service_runs, sink_runs)
-        if "sink_durable" in targets:
-            entry["ratio_vs_sink_durable"] = (
-                targets["service"]["mb_per_s"] / targets["sink_durable"]["mb_per_s"]
-            )
+        entry["paired_ratios_vs_sink"] = paired(rounds["service"], rounds["sink"])
+    if "service" in targets and "sink_durable" in targets:
+        entry["ratio_vs_sink_durable"] = mb_per_s["service"] / mb_per_s["sink_durable"]
     if disk:
         entry["disk"] = {"mb_per_s": median(disk), "runs_mb_per_s": disk}
-        entry["ratio_disk_vs_sink"] = median(disk) / sink
-        entry["paired_disk_vs_sink"] = paired(disk, sink_runs)
+        entry["ratio_disk_vs_sink"] = median(disk) / mb_per_s["sink"]
+        entry["paired_disk_vs_sink"] = paired(disk, rounds["sink"])
 
 
 async def measure(

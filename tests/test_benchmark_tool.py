@@ -1,8 +1,8 @@
 """The benchmark tool (`bench/`, `make bench`): what it counts and how it judges the targets.
 
-Its numbers are what the performance work is planned on, so the parts that turn measurements
-into verdicts are tested here, and one reduced run (`--quick`) proves the command still starts
-its servers, measures and saves. No speed is asserted: speed goals live in the benchmark itself.
+The parts that turn measurements into verdicts are tested here, and one reduced run (`--quick`)
+proves the command still starts its servers, measures and saves. No speed is asserted: a missed
+target is the benchmark's report, not a failed test.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,10 @@ from typing import Any
 import pytest
 
 from bench.disk import write_durably
-from bench.host_memory import recycle_free_pages
 from bench.rawhttp import RawConnection
 from bench.report import checks
 from bench.s3proxy import operation
 from bench.stats import percentile
-from bench.throughput import wall_time_split
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -70,7 +67,7 @@ def _verdicts(sections: dict[str, Any]) -> dict[str, bool | None]:
     return {check["name"]: check["met"] for check in checks({"sections": sections})}
 
 
-def test_throughput_targets_are_met_only_at_or_above_the_issue_floors() -> None:
+def test_throughput_targets_are_met_only_at_or_above_their_floors() -> None:
     sections = {
         "throughput": {
             "single_5mib": _throughput_entry("5 MiB", 0.89, [0.82, 0.88, 0.9, 0.91, 1.0]),
@@ -81,8 +78,8 @@ def test_throughput_targets_are_met_only_at_or_above_the_issue_floors() -> None:
     assert verdicts["service / raw sink, 5 MiB"] is False
     assert verdicts["service / raw sink, 1 MiB"] is True
     # the round-by-round line says how many rounds met the floor, so a lucky median shows
-    assert "  (paired per round: 0.82 to 1.00; 3/5 rounds >= 0.9)" in verdicts
-    assert "  (paired per round: 0.70 to 0.80; 2/3 rounds >= 0.75)" in verdicts
+    assert "  (round by round: 0.82 to 1.00; 3/5 rounds >= 0.9)" in verdicts
+    assert "  (round by round: 0.70 to 0.80; 2/3 rounds >= 0.75)" in verdicts
 
 
 def test_disk_alone_line_counts_the_rounds_where_even_the_disk_reaches_the_floor() -> None:
@@ -92,17 +89,9 @@ def test_disk_alone_line_counts_the_rounds_where_even_the_disk_reaches_the_floor
         "paired_disk_vs_sink": [0.8, 0.84, 0.91],
     }
     found = {c["name"]: c for c in checks({"sections": {"throughput": {"single_5mib": entry}}})}
-    line = found["  (disk alone, no server / raw sink, per round: 0.80 to 0.91; 1/3 rounds >= 0.9)"]
+    line = found["  (disk alone / raw sink: 0.80 to 0.91; 1/3 rounds >= 0.9)"]
     assert line["value"] == 0.84
     assert line["met"] is None  # context for the verdict, not a target of its own
-
-
-def test_recycling_free_pages_leaves_no_file_behind(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    recycle_free_pages(9 * 1024 * 1024)
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_disk_probe_writes_every_byte_of_every_file_in_order(tmp_path: Path) -> None:
@@ -117,7 +106,8 @@ def test_disk_probe_writes_every_byte_of_every_file_in_order(tmp_path: Path) -> 
 def test_memory_target_is_150_megabytes_not_mebibytes() -> None:
     def verdict(rss_mib: float) -> bool | None:
         entry = {"label": "8 x 64 MiB", "targets": {"service": {"rss_peak_mib": rss_mib}}}
-        return _verdicts({"throughput": {"concurrent_8": entry}})["service peak RSS, 8 x 64 MiB"]
+        verdicts = _verdicts({"throughput": {"concurrent_8": entry}})
+        return verdicts["service peak RSS (MiB), 8 x 64 MiB"]
 
     assert verdict(143.0) is True
     assert verdict(143.1) is False
@@ -138,29 +128,10 @@ def test_s3_part_target_fails_when_an_aligned_patch_sends_anything_besides_its_p
     assert verdict(1.2, 1) is False
 
 
-def test_wall_time_split_charges_each_patch_its_own_difference_and_keeps_the_remainder() -> None:
-    sink = {"seconds": 0.200, "create_ms": 1.0, "patch_ms": 4.0, "last_patch_ms": 3.0}
-    service = {
-        "seconds": 0.250,
-        "create_ms": 3.5,
-        "patch_ms": 4.8,
-        "last_patch_ms": 6.0,
-        "patches": 51,
-    }
-    split = wall_time_split(service, sink)
-    assert split["total_ms"] == pytest.approx(50.0)
-    assert split["create_ms"] == pytest.approx(2.5)
-    assert split["patches_ms"] == pytest.approx(0.8 * 50)  # the completing PATCH apart
-    assert split["last_patch_ms"] == pytest.approx(3.0)
-    assert split["rest_ms"] == pytest.approx(50.0 - 2.5 - 40.0 - 3.0)
-
-
-def test_quick_benchmark_run_measures_each_section_and_saves_json_and_chart(
-    tmp_path: Path,
-) -> None:
-    """`python -m bench --quick`, as the README documents it, minus the profiler and the slow
-    clients (the longest sections): every server starts, every section measures, the results
-    are written as JSON and drawn as a PNG, and the counts that are exact come out exact."""
+def test_quick_run_measures_each_section_and_saves_only_the_quick_results(tmp_path: Path) -> None:
+    """`python -m bench --quick`, minus the slow clients (the longest section): every server
+    starts, every section measures, the counts that are exact come out exact, the report ends
+    with the targets, and `latest-quick.json` is written while the history table is left alone."""
     sections = "throughput,latency,s3,cleanup"
     command = [sys.executable, "-m", "bench", "--quick", "--only", sections]
     done = subprocess.run(
@@ -168,42 +139,29 @@ def test_quick_benchmark_run_measures_each_section_and_saves_json_and_chart(
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=280,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "\nTargets\n" in done.stdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["latest-quick.json"]
     results = json.loads((tmp_path / "latest-quick.json").read_text())
-    assert (tmp_path / "latest-quick.png").stat().st_size > 0
     measured = results["sections"]
     assert sorted(measured) == sorted(sections.split(","))
     assert not [name for name, section in measured.items() if "error" in section]
 
-    throughput = measured["throughput"]
-    for scenario in ("single_5mib", "single_1mib", "concurrent_8"):
-        names = set(throughput[scenario]["targets"])
-        assert {"sink", "sink_fsync", "sink_durable", "service"} <= names
-        assert throughput[scenario]["ratio_vs_sink"] > 0
-        assert throughput[scenario]["targets"]["service"]["patches"] >= 4
-        assert throughput[scenario]["disk"]["mb_per_s"] > 0
-        assert len(throughput[scenario]["paired_disk_vs_sink"]) == 1
-    for scenario in ("single_5mib", "single_1mib"):  # one upload each: its time split
-        split = throughput[scenario]["wall_time_split"]["sink_durable"]
-        assert set(split) == {"total_ms", "create_ms", "patches_ms", "last_patch_ms", "rest_ms"}
+    for scenario in measured["throughput"].values():
+        assert {"sink", "sink_fsync", "sink_durable", "service"} <= set(scenario["targets"])
+        assert scenario["ratio_vs_sink"] > 0
+        assert scenario["disk"]["mb_per_s"] > 0
         if IN_CI:  # PostgreSQL is part of the run there, never skipped
-            assert "service_postgres" in names
+            assert "service_postgres" in scenario["targets"]
     assert measured["latency"]["sqlite"]["head"]["count"] == 200
-    if IN_CI:
-        assert measured["latency"]["postgres"]["head"]["count"] == 200
-
     s3 = measured["s3"]["by_chunk"]
     assert s3["5mib"]["upload_part_per_patch_mean"] == 1
     assert s3["5mib"]["requests_per_patch_max"] == 1
-    assert measured["cleanup"]["returned"] == measured["cleanup"]["uploads"] == 1_000
+    assert measured["cleanup"]["cleaned"] == measured["cleanup"]["uploads"] == 1_000
     assert measured["cleanup"]["files_left"] == 0
-    assert {check["name"] for check in results["checks"]} >= {
-        "HEAD p50 on SQLite (ms)",
-        "S3 UploadParts per aligned 5 MiB PATCH",
-    }
 
 
 def test_lean_client_reads_a_body_and_keeps_the_next_response_for_the_next_request() -> None:
