@@ -50,6 +50,12 @@ ERR_UNSUPPORTED_CHECKSUM = ErrorKind(
 )
 ERR_INVALID_CHECKSUM = ErrorKind("invalid_checksum", 400, "invalid Upload-Checksum")
 ERR_INVALID_DURATION = ErrorKind("invalid_duration", 400, "invalid video duration")
+ERR_INVALID_CONTENT_TYPE = ErrorKind(
+    "invalid_content_type", 400, "the content type is not a valid media type"
+)
+ERR_INVALID_HOST = ErrorKind(
+    "invalid_host", 400, "the Host header is not a valid host[:port]; upload URLs need one"
+)
 ERR_NOT_A_VIDEO = ErrorKind("unsupported_media_type", 415, "only video files can be uploaded")
 ERR_OFFSET_MISMATCH = ErrorKind("offset_mismatch", 409, "Upload-Offset does not match")
 ERR_LENGTH_MISMATCH = ErrorKind("length_mismatch", 409, "Upload-Length does not match")
@@ -82,4 +88,7 @@ ERR_INVALID_VIDEO = ErrorKind("not_a_video", 422, "the file is not a decodable v
 ERR_VIDEO_TOO_LONG = ErrorKind("video_too_long", 422, "the video is longer than allowed")
 ERR_PROBE_FAILED = ErrorKind("probe_failed", 422, "the video could not be examined")
 ERR_THUMBNAIL_NOT_FOUND = ErrorKind("thumbnail_not_found", 404, "this video has no thumbnail")
+ERR_CONTENT_MISSING = ErrorKind(
+    "content_missing", 404, "the video's bytes are missing from storage"
+)
 REJECTIONS = {kind.code: kind for kind in (ERR_INVALID_VIDEO, ERR_VIDEO_TOO_LONG, ERR_PROBE_FAILED)}

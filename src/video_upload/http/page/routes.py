@@ -1,9 +1,11 @@
-"""Routes of the upload page: `/` and its assets under `/ui/…`.
+"""Routes of the upload page (`/` and its assets under `/ui/…`) and of the API documentation
+(`/docs`, Swagger UI).
 
 Only the files listed here are served (no directory is exposed). tus-js-client's browser bundle
-comes from the npm package installed in `web/node_modules` of the source tree (`make setup`);
-when it is missing, `/ui/vendor/tus.min.js` answers 404 with a message saying so, and the page
-shows that message too.
+and Swagger UI's assets come from the npm packages installed in `web/node_modules` of the source
+tree (`make setup`), never from a CDN, so both pages work offline; when a package is missing,
+its asset under `/ui/vendor/` answers 404 with a message saying so, and the upload page shows
+that message too.
 """
 
 from __future__ import annotations
@@ -11,13 +13,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 
 STATIC_DIR = Path(__file__).parent / "static"
 # src/video_upload/webui/routes.py → the repository root is three folders above the package.
 REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
 TUS_BUNDLE = Path("node_modules") / "tus-js-client" / "dist" / "tus.min.js"
+SWAGGER_DIST = Path("node_modules") / "swagger-ui-dist"
+# /ui/vendor/<name>: the file in web/ and its media type.
+VENDOR = {
+    "tus.min.js": (TUS_BUNDLE, "text/javascript; charset=utf-8"),
+    "swagger-ui-bundle.js": (
+        SWAGGER_DIST / "swagger-ui-bundle.js",
+        "text/javascript; charset=utf-8",
+    ),
+    "swagger-ui.css": (SWAGGER_DIST / "swagger-ui.css", "text/css; charset=utf-8"),
+    "swagger-favicon.png": (SWAGGER_DIST / "favicon-32x32.png", "image/png"),
+}
+DOCS_PATH = "/docs"
 
 ASSETS = {
     "app.js": "text/javascript; charset=utf-8",
@@ -25,8 +40,8 @@ ASSETS = {
 }
 # The page and its assets change with the code: browsers revalidate rather than guess.
 NO_CACHE = {"Cache-Control": "no-cache"}
-MISSING_BUNDLE = (
-    "tus-js-client is not installed: run `make setup` (it runs `npm ci` in web/), "
+MISSING_PACKAGE = (
+    "{package} is not installed: run `make setup` (it runs `npm ci` in web/), "
     "then reload the page.\n"
 )
 
@@ -46,13 +61,29 @@ def build_router(web_folders: Sequence[Path] | None = None) -> APIRouter:
             STATIC_DIR / "index.html", media_type="text/html; charset=utf-8", headers=NO_CACHE
         )
 
-    @router.get("/ui/vendor/tus.min.js")
-    async def tus_bundle() -> Response:
+    @router.get("/ui/vendor/{name}")
+    async def vendor(name: str) -> Response:
+        if name not in VENDOR:
+            return PlainTextResponse("not found\n", status_code=404)
+        path, media_type = VENDOR[name]
         folders = web_dirs() if web_folders is None else web_folders
-        for candidate in (folder / TUS_BUNDLE for folder in folders):
+        for candidate in (folder / path for folder in folders):
             if candidate.is_file():
-                return FileResponse(candidate, media_type=ASSETS["app.js"], headers=NO_CACHE)
-        return PlainTextResponse(MISSING_BUNDLE, status_code=404)
+                return FileResponse(candidate, media_type=media_type, headers=NO_CACHE)
+        package = path.parts[1]
+        return PlainTextResponse(MISSING_PACKAGE.format(package=package), status_code=404)
+
+    @router.get(DOCS_PATH)
+    async def docs(request: Request) -> Response:
+        """Swagger UI on the service's OpenAPI document, with assets served from `web/`."""
+        return get_swagger_ui_html(
+            openapi_url=request.app.openapi_url or "/openapi.json",
+            title=f"{request.app.title} - API documentation",
+            swagger_js_url="/ui/vendor/swagger-ui-bundle.js",
+            swagger_css_url="/ui/vendor/swagger-ui.css",
+            swagger_favicon_url="/ui/vendor/swagger-favicon.png",
+            swagger_ui_parameters={"persistAuthorization": True},
+        )
 
     @router.get("/ui/{name}")
     async def asset(name: str) -> Response:
@@ -66,4 +97,4 @@ def build_router(web_folders: Sequence[Path] | None = None) -> APIRouter:
 
 router = build_router()
 
-__all__ = ["build_router", "router"]
+__all__ = ["DOCS_PATH", "build_router", "router"]

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from video_upload.http.services import Services, services_of
+from video_upload.http.tus.bounds import usable_user_id
 from video_upload.lifecycle.catalog import VideoCatalog
 from video_upload.lifecycle.service import UploadService
 
@@ -17,7 +18,7 @@ def _services(request: Request) -> Services:
 
 def _current_user(request: Request) -> str:
     authenticator = services_of(request).authenticator
-    return authenticator.user_from_header(request.headers.get("authorization"))
+    return usable_user_id(authenticator.user_from_header(request.headers.get("authorization")))
 
 
 def _uploads(request: Request) -> UploadService:

@@ -9,6 +9,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from video_upload.domain.records import PracticeSession, Video
+from video_upload.http.tus.bounds import UPLOAD_ID_PATTERN
+from video_upload.lifecycle.media import MAX_CONTENT_TYPE, MEDIA_TYPE_PATTERN
+
+# Text the database keeps: PostgreSQL refuses a NUL in any text, so it is refused here (422)
+# instead of failing the statement (which is answered 503, and retried forever).
+NO_NUL_PATTERN = r"^[^\x00]*$"
 
 
 class ErrorDetail(BaseModel):
@@ -22,7 +28,7 @@ class ErrorResponse(BaseModel):
 
 
 class SessionCreate(BaseModel):
-    name: str = Field(default="", max_length=255)
+    name: str = Field(default="", max_length=255, pattern=NO_NUL_PATTERN)
 
 
 class SessionOut(BaseModel):
@@ -39,11 +45,29 @@ class SessionOut(BaseModel):
 
 
 class UploadInit(BaseModel):
+    """What a client declares. `file_size` and `duration_seconds` are checked by the handler
+    (400 and 413 with the service's own codes); the document states their bounds, with the
+    configured maxima (see `rest.openapi`)."""
+
     session_id: uuid.UUID
-    filename: str = Field(min_length=1, max_length=1024)
-    file_size: int
-    duration_seconds: float
-    content_type: str | None = Field(default=None, max_length=255)
+    filename: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="the client's file name; its last 255 characters or fewer are shown",
+    )
+    file_size: int = Field(
+        json_schema_extra={"exclusiveMinimum": 0}, description="bytes, at most MAX_VIDEO_SIZE_MB"
+    )
+    duration_seconds: float = Field(
+        json_schema_extra={"exclusiveMinimum": 0},
+        description="seconds, at most MAX_VIDEO_DURATION_MINUTES",
+    )
+    content_type: str | None = Field(
+        default=None,
+        max_length=MAX_CONTENT_TYPE,
+        pattern=MEDIA_TYPE_PATTERN,
+        description="a video media type, e.g. video/mp4; by default, guessed from the file name",
+    )
 
 
 class UploadInitOut(BaseModel):
@@ -79,7 +103,7 @@ class UploadStatus(BaseModel):
 
 
 class UploadComplete(BaseModel):
-    upload_id: str = Field(min_length=1, max_length=100)
+    upload_id: str = Field(min_length=1, max_length=100, pattern=UPLOAD_ID_PATTERN)
 
 
 class VideoOut(BaseModel):

@@ -1,16 +1,22 @@
-"""Practice sessions: create one, read one, list its videos."""
+"""Practice sessions: create one, read one, list its videos (a page at a time)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query, Request, Response
 
 from video_upload.http.rest.deps import CatalogDep, CurrentUser
 from video_upload.http.rest.schemas import ERROR_RESPONSES, SessionCreate, SessionOut, VideoOut
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"], responses=ERROR_RESPONSES)
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 500
+NEXT_CURSOR = "X-Next-Cursor"
+# A cursor is opaque to clients: today the position in the session's list, oldest first.
+CURSOR_PATTERN = r"^[0-9]{1,9}$"
 
 
 @router.post("", status_code=201, response_model=SessionOut)
@@ -26,8 +32,41 @@ async def get_session(session_id: uuid.UUID, user: CurrentUser, catalog: Catalog
     return SessionOut.of(await catalog.session(user, session_id))
 
 
-@router.get("/{session_id}/videos", response_model=list[VideoOut])
+@router.get(
+    "/{session_id}/videos",
+    response_model=list[VideoOut],
+    responses={
+        200: {
+            "description": f"Up to `limit` videos, oldest first. When more follow, the "
+            f"`{NEXT_CURSOR}` header gives the `cursor` of the next page, and `Link` "
+            '(rel="next") its URL.',
+            "headers": {
+                NEXT_CURSOR: {"schema": {"type": "string"}, "description": "the next page"},
+                "Link": {"schema": {"type": "string"}, "description": 'rel="next"'},
+            },
+        }
+    },
+)
 async def list_session_videos(
-    session_id: uuid.UUID, user: CurrentUser, catalog: CatalogDep
+    session_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    catalog: CatalogDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None,
 ) -> list[VideoOut]:
-    return [VideoOut.of(video) for video in await catalog.session_videos(user, session_id)]
+    """A page of the session's videos.
+
+    The catalog reads the whole session and the page is cut here, which bounds the answer but
+    not the query; a keyset page in the repository would bound both.
+    """
+    start = int(cursor) if cursor else 0  # (the pattern lets only digits through)
+    videos = await catalog.session_videos(user, session_id)
+    page = videos[start : start + limit]
+    end = start + len(page)
+    if end < len(videos):
+        response.headers[NEXT_CURSOR] = str(end)
+        following = request.url.include_query_params(limit=limit, cursor=str(end))
+        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+    return [VideoOut.of(video) for video in page]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
 
 from video_upload.domain.errors import ERR_INVALID_DURATION, ERR_INVALID_LENGTH, ERR_TOO_LARGE
 from video_upload.http.rest.deps import CatalogDep, CurrentUser, ServicesDep, UploadsDep
@@ -14,17 +16,26 @@ from video_upload.http.rest.schemas import (
     UploadStatus,
     VideoOut,
 )
-from video_upload.http.tus.routes import TUS_PATH
+from video_upload.http.tus.bounds import UPLOAD_ID_PATTERN
+from video_upload.http.tus.routes import uploads_url
 from video_upload.lifecycle.service import NewUpload
 
 router = APIRouter(prefix="/api/v1/videos/upload", tags=["uploads"], responses=ERROR_RESPONSES)
 
+UploadId = Annotated[str, Path(pattern=UPLOAD_ID_PATTERN, description="as `upload/init` gave it")]
+
 
 @router.post("/init", status_code=201, response_model=UploadInitOut)
 async def init_upload(
-    body: UploadInit, user: CurrentUser, services: ServicesDep, uploads: UploadsDep
+    body: UploadInit,
+    request: Request,
+    user: CurrentUser,
+    services: ServicesDep,
+    uploads: UploadsDep,
 ) -> UploadInitOut:
+    """Create an upload; `upload_url` is absolute, for any tus client's `endpoint`."""
     settings = services.settings
+    endpoint = uploads_url(request, services)  # a bad Host is refused before anything is made
     if body.file_size <= 0:
         raise ERR_INVALID_LENGTH.with_message("file_size must be greater than 0")
     if body.file_size > settings.max_upload_size:
@@ -49,7 +60,7 @@ async def init_upload(
     )
     return UploadInitOut(
         upload_id=video.upload_id,
-        upload_url=f"{TUS_PATH}/{video.upload_id}",
+        upload_url=f"{endpoint}/{video.upload_id}",
         expires_at=video.upload_expires_at,
         chunk_size=settings.upload_chunk_size,
         video_id=video.id,
@@ -57,7 +68,9 @@ async def init_upload(
 
 
 @router.get("/{upload_id}/status", response_model=UploadStatus)
-async def upload_status(upload_id: str, user: CurrentUser, uploads: UploadsDep) -> UploadStatus:
+async def upload_status(
+    upload_id: UploadId, user: CurrentUser, uploads: UploadsDep
+) -> UploadStatus:
     video = await uploads.current(user, upload_id)
     return UploadStatus.of(await uploads.refresh_final(video))
 
@@ -68,6 +81,6 @@ async def complete_upload(body: UploadComplete, user: CurrentUser, catalog: Cata
 
 
 @router.delete("/{upload_id}", status_code=204, response_class=Response)
-async def abort_upload(upload_id: str, user: CurrentUser, uploads: UploadsDep) -> Response:
+async def abort_upload(upload_id: UploadId, user: CurrentUser, uploads: UploadsDep) -> Response:
     await uploads.terminate(user, upload_id)
     return Response(status_code=204)

@@ -2,27 +2,47 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 
-from video_upload.domain.errors import ErrorKind, ServiceError
+from video_upload.domain.errors import (
+    ERR_CONTENT_MISSING,
+    ERR_STORAGE_FAILED,
+    ERR_STORAGE_UNAVAILABLE,
+    ErrorKind,
+    ServiceError,
+)
+from video_upload.domain.records import Video
 from video_upload.http.rest.deps import CatalogDep, CurrentUser
 from video_upload.http.rest.schemas import ERROR_RESPONSES, ErrorResponse, VideoOut
-from video_upload.storage.base import ByteRange
+from video_upload.storage.base import ByteRange, StorageError
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/videos", tags=["videos"], responses=ERROR_RESPONSES)
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+# A position of more digits than this is past the end of any file the service keeps (and int()
+# refuses strings of 4,300 digits or more): it counts as "beyond the end", never parsed.
+_MAX_DIGITS = 18
+_BEYOND = 10**_MAX_DIGITS
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= _MAX_DIGITS else _BEYOND
 
 
 def parse_range(header: str | None, size: int) -> ByteRange | None:
     """A single `bytes=` range clipped to the size; None means the whole file.
 
-    Several ranges, or a malformed header, are ignored (the whole file is sent), as RFC 9110
-    allows; a well-formed range that starts past the end is 416.
+    Several ranges, a malformed header or an invalid range (last before first) are ignored (the
+    whole file is sent), as RFC 9110 allows; a valid range that starts past the end, however
+    large its numbers, is 416.
     """
     if not header:
         return None
@@ -31,14 +51,16 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         return None
     first, last = match.group(1), match.group(2)
     if not first:
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise _unsatisfiable(size)
         return ByteRange(max(0, size - suffix), size - 1)
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or (last and int(last) < start):
+    start = _position(first)
+    if last and _position(last) < start:
+        return None
+    if start >= size:
         raise _unsatisfiable(size)
+    end = min(_position(last), size - 1) if last else size - 1
     return ByteRange(start, end)
 
 
@@ -65,29 +87,96 @@ async def get_video(video_id: uuid.UUID, user: CurrentUser, catalog: CatalogDep)
         200: {"content": {"video/mp4": {}}},
         206: {"description": "Partial content"},
         416: {"model": ErrorResponse, "description": "Range not satisfiable"},
+        404: {
+            "model": ErrorResponse,
+            "description": "Not found, or (content_missing) the video's bytes are gone",
+        },
     },
 )
 async def video_content(
     video_id: uuid.UUID, request: Request, user: CurrentUser, catalog: CatalogDep
 ) -> Response:
+    """The video's bytes (a single `Range` gives 206). Storage is read before the answer
+    starts: bytes that are gone answer 404 `content_missing`, a storage outage 503."""
     video = await catalog.video(user, video_id)
     size = video.upload_offset
     byte_range = parse_range(request.headers.get("range"), size)
     content = await catalog.content(user, video_id, byte_range)
-    headers = {
-        "Accept-Ranges": "bytes",
-        "Content-Length": str(content.byte_range.length if size else 0),
-        "Cache-Control": "private, max-age=0",
-    }
+    headers = _content_headers(content.video, size)
+    if size == 0:
+        return Response(status_code=200, headers=headers, media_type=video.content_type)
+    chunks = await _started(content.chunks)
+    headers["Content-Length"] = str(content.byte_range.length)
     status = 200
     if byte_range is not None:
         status = 206
         headers["Content-Range"] = f"bytes {byte_range.start}-{byte_range.end}/{size}"
+    return StreamingResponse(
+        chunks, status_code=status, headers=headers, media_type=video.content_type
+    )
+
+
+@router.head("/{video_id}/content", response_class=Response, responses={200: {}})
+async def video_content_head(
+    video_id: uuid.UUID, user: CurrentUser, catalog: CatalogDep
+) -> Response:
+    """What GET would send, without the bytes: length, type, `Accept-Ranges`. The last byte is
+    read from storage, so bytes that are gone or cut short answer 404 here too."""
+    video = await catalog.video(user, video_id)
+    size = video.upload_offset
+    last_byte = ByteRange(size - 1, size - 1) if size else None
+    content = await catalog.content(user, video_id, last_byte)
+    if last_byte is not None:  # content.chunks reads just that byte
+        try:
+            async for _ in content.chunks:
+                pass
+        except StorageError as error:
+            raise _unreadable(error) from error
+    headers = _content_headers(content.video, size)
+    return Response(status_code=200, headers=headers, media_type=video.content_type)
+
+
+def _content_headers(video: Video, size: int) -> dict[str, str]:
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(size),
+        "Cache-Control": "private, max-age=0",
+    }
     if video.filename:
         headers["Content-Disposition"] = f"inline; filename*=UTF-8''{_quote(video.filename)}"
-    return StreamingResponse(
-        content.chunks, status_code=status, headers=headers, media_type=video.content_type
+    return headers
+
+
+async def _started(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`chunks` with its first chunk already read: a store that cannot give it fails the
+    request before any header is sent, instead of a 200 cut off after its headers."""
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        first = b""
+    except StorageError as error:
+        raise _unreadable(error) from error
+
+    async def rest() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return rest()
+
+
+def _unreadable(error: StorageError) -> ServiceError:
+    """The answer for a finished video's bytes that the store cannot read: gone (404) when the
+    store says the object or file does not exist (or is shorter), else the outage (503/500)."""
+    missing = (
+        bool(getattr(error, "missing", False))  # S3: NoSuchKey
+        or getattr(error, "status", 0) == 416  # S3: the object is shorter than the range
+        or isinstance(error.__cause__, FileNotFoundError)  # local: the file is gone
     )
+    log.warning("cannot read a finished video's bytes: %s", error)
+    if missing:
+        return ServiceError(ERR_CONTENT_MISSING)
+    return ServiceError(ERR_STORAGE_UNAVAILABLE if error.retryable else ERR_STORAGE_FAILED)
 
 
 @router.get(

@@ -45,6 +45,9 @@ class RequestHeaders:
 
 
 _DIGITS = re.compile(r"[0-9]{1,19}")
+# Upload-Metadata is stored and sent back on every HEAD: a few names and short values fit well
+# within this (tus-js-client sends filename, filetype and the caller's own keys).
+MAX_METADATA_BYTES = 4096
 _METADATA_KEY = re.compile(r"[^\s,]+")
 
 
@@ -69,10 +72,15 @@ def parse_length(value: str | None) -> int | None:
 
 
 def parse_metadata(value: str | None) -> dict[str, str | None]:
-    """Decode `Upload-Metadata`: comma-separated `key base64value` pairs, keys unique."""
+    """Decode `Upload-Metadata`: comma-separated `key base64value` pairs, keys unique, at most
+    MAX_METADATA_BYTES in all."""
     result: dict[str, str | None] = {}
     if value is None or not value.strip():
         return result
+    if len(value) > MAX_METADATA_BYTES:
+        raise ERR_INVALID_METADATA.with_message(
+            f"Upload-Metadata is {len(value)} bytes long; at most {MAX_METADATA_BYTES} are kept"
+        )
     for pair in value.split(","):
         parts = pair.strip().split(" ")
         if len(parts) > 2 or not parts[0] or not _METADATA_KEY.fullmatch(parts[0]):

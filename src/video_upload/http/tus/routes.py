@@ -18,6 +18,7 @@ from video_upload.domain.records import Video
 from video_upload.http.services import Services, services_of
 from video_upload.http.tus import constants as tus
 from video_upload.http.tus import openapi
+from video_upload.http.tus.bounds import check_upload_id, usable_user_id
 from video_upload.http.tus.headers import (
     RequestHeaders,
     http_date,
@@ -27,6 +28,7 @@ from video_upload.http.tus.headers import (
     parse_metadata,
     parse_offset,
 )
+from video_upload.http.tus.public_url import base_url
 from video_upload.lifecycle.service import Chunk, NewUpload
 from video_upload.lifecycle.streams import ClientGone
 
@@ -46,8 +48,8 @@ def tus_response(status: int, headers: dict[str, str] | None = None, body: str =
     return Response(content=body, status_code=status, headers=all_headers, media_type=media_type)
 
 
-def error_response(kind: ErrorKind) -> Response:
-    headers = dict(kind.headers)
+def error_response(kind: ErrorKind, extra: dict[str, str] | None = None) -> Response:
+    headers = {**kind.headers, **(extra or {})}
     if kind.status == 412:
         headers[tus.TUS_VERSION_HEADER] = tus.TUS_VERSION
     return tus_response(kind.status, headers, kind.message + "\n")
@@ -60,13 +62,11 @@ def extensions(services: Services) -> str:
     return ",".join(names)
 
 
-def location(request: Request, headers: RequestHeaders, services: Services, upload_id: str) -> str:
-    path = f"{TUS_PATH}/{upload_id}"
-    if not services.settings.trust_proxy_headers:
-        return path
-    proto = (headers.get("x-forwarded-proto") or request.url.scheme).split(",")[0].strip()
-    host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0]
-    return f"{proto}://{host.strip()}{path}" if host.strip() else path
+def uploads_url(request: Request, services: Services, headers: RequestHeaders | None = None) -> str:
+    """The absolute URL of the tus endpoint, `…/api/v1/videos/tus` (see `public_url`); 400 for a
+    request whose host cannot be part of a URL. Taken before anything is created."""
+    headers = headers or RequestHeaders(request.scope["headers"])
+    return base_url(services.settings, headers, request.url.scheme) + TUS_PATH
 
 
 def upload_headers(video: Video) -> dict[str, str]:
@@ -152,7 +152,7 @@ def authenticated(request: Request) -> tuple[Services, RequestHeaders, str]:
     headers = RequestHeaders(request.scope["headers"])
     require_version(headers)
     user_id = services.authenticator.user_from_header(headers.get("authorization"))
-    return services, headers, user_id
+    return services, headers, usable_user_id(user_id)
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -181,6 +181,7 @@ async def not_allowed(request: Request) -> Response:
 async def create(request: Request) -> Response:
     try:
         services, headers, user_id = authenticated(request)
+        endpoint = uploads_url(request, services, headers)
         service = services.uploads
         raw_metadata = headers.get(tus.UPLOAD_METADATA)
         metadata = parse_metadata(raw_metadata)
@@ -195,9 +196,7 @@ async def create(request: Request) -> Response:
             video = await service.create_final(
                 user_id, list(concat.final_parts), raw_metadata, metadata
             )
-            return tus_response(
-                201, {"Location": location(request, headers, services, video.upload_id)}
-            )
+            return tus_response(201, {"Location": f"{endpoint}/{video.upload_id}"})
         length = declared_creation_length(headers)
         if has_body(headers):
             require_offset_content_type(headers)  # before anything is created
@@ -210,7 +209,7 @@ async def create(request: Request) -> Response:
                 partial=concat is not None and concat.partial,
             ),
         )
-        return await respond_created(request, headers, services, user_id, video)
+        return await respond_created(request, headers, services, user_id, video, endpoint)
     except ServiceError as error:
         return error_response(error.kind)
 
@@ -232,17 +231,45 @@ def declared_creation_length(headers: RequestHeaders) -> int | None:
 
 
 async def respond_created(
-    request: Request, headers: RequestHeaders, services: Services, user_id: str, video: Video
+    request: Request,
+    headers: RequestHeaders,
+    services: Services,
+    user_id: str,
+    video: Video,
+    endpoint: str,
+    *,
+    claimed: bool = False,
 ) -> Response:
-    """201 for a new upload, after writing a creation-with-upload body if there is one."""
-    answer = {"Location": location(request, headers, services, video.upload_id)}
+    """201 for a new upload, after writing a creation-with-upload body if there is one.
+
+    A body the upload refuses (past its length, a checksum mismatch, a store failure) fails the
+    whole creation: an upload made by this request is removed again, as the client, answered
+    with an error and no `Location`, could never find it. An upload that REST init made
+    (`claimed`) stays, and the error names it in `Location` to resume from.
+    """
+    location = f"{endpoint}/{video.upload_id}"
+    answer = {"Location": location}
     if has_body(headers):
         chunk = chunk_from(request, headers, 0)
-        video = (await services.uploads.write(user_id, video.upload_id, chunk)).video
+        try:
+            video = (await services.uploads.write(user_id, video.upload_id, chunk)).video
+        except ServiceError as error:
+            if claimed:
+                return error_response(error.kind, {"Location": location})
+            await forget_created(services, user_id, video.upload_id)
+            raise
         answer[tus.UPLOAD_OFFSET] = str(video.upload_offset)
     if video.upload_expires_at is not None and not video.upload_completed:
         answer[tus.UPLOAD_EXPIRES] = http_date(video.upload_expires_at)
     return tus_response(201, answer)
+
+
+async def forget_created(services: Services, user_id: str, upload_id: str) -> None:
+    """Remove an upload whose creation failed (best effort: expiry removes what stays)."""
+    try:
+        await services.uploads.terminate(user_id, upload_id)
+    except ServiceError as error:
+        log.warning("could not remove the failed creation %s: %s", upload_id, error.kind.code)
 
 
 @router.post(
@@ -256,11 +283,20 @@ async def create_initialised(request: Request, upload_id: str) -> Response:
     """tus-js-client with `endpoint: upload_url` POSTs here: adopt the initialised upload."""
     try:
         services, headers, user_id = authenticated(request)
+        check_upload_id(upload_id)
+        endpoint = uploads_url(request, services, headers)
         length = parse_length(headers.get(tus.UPLOAD_LENGTH))
-        video = await services.uploads.claim_initialised(user_id, upload_id, length)
+        raw_metadata = headers.get(tus.UPLOAD_METADATA)
+        parse_metadata(raw_metadata)  # well-formed and bounded, like any creation's
         if has_body(headers):
             require_offset_content_type(headers)
-        return await respond_created(request, headers, services, user_id, video)
+        # through `creation`: the service's own `claim_initialised` does not pass metadata on
+        video = await services.uploads.creation.claim_initialised(
+            user_id, upload_id, length, raw_metadata
+        )
+        return await respond_created(
+            request, headers, services, user_id, video, endpoint, claimed=True
+        )
     except ServiceError as error:
         return error_response(error.kind)
 
@@ -269,7 +305,7 @@ async def create_initialised(request: Request, upload_id: str) -> Response:
 async def head(request: Request, upload_id: str) -> Response:
     try:
         services, _, user_id = authenticated(request)
-        video = await services.uploads.settled(user_id, upload_id)
+        video = await services.uploads.settled(user_id, check_upload_id(upload_id))
         video = await services.uploads.refresh_final(video)
         return tus_response(200, upload_headers(video))
     except ServiceError as error:
@@ -288,6 +324,7 @@ async def head(request: Request, upload_id: str) -> Response:
 async def patch(request: Request, upload_id: str) -> Response:
     try:
         services, headers, user_id = authenticated(request)
+        check_upload_id(upload_id)
         declared = parse_length(headers.get(tus.UPLOAD_LENGTH))
         offset = parse_offset(headers.get(tus.UPLOAD_OFFSET))
         chunk = chunk_from(request, headers, offset, declared)
@@ -310,7 +347,7 @@ async def patch(request: Request, upload_id: str) -> Response:
 async def delete(request: Request, upload_id: str) -> Response:
     try:
         services, _, user_id = authenticated(request)
-        await services.uploads.terminate(user_id, upload_id)
+        await services.uploads.terminate(user_id, check_upload_id(upload_id))
         return tus_response(204)
     except ServiceError as error:
         return error_response(error.kind)
