@@ -65,6 +65,33 @@ def _cleanup(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _webhooks_list(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from video_upload.lifecycle.webhook_admin import list_deliveries
+
+    deliveries = asyncio.run(list_deliveries(settings, args.status, args.limit))
+    for delivery in deliveries:
+        print(
+            f"{delivery.seq}\t{delivery.status}\t{delivery.event_type}\t{delivery.event_id}\t"
+            f"{delivery.upload_id}\t{delivery.url}\tattempts={delivery.attempts}\t"
+            f"{delivery.last_error or ''}"
+        )
+    if not deliveries:
+        print("no webhook deliveries")
+    return 0
+
+
+def _webhooks_retry(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from video_upload.lifecycle.webhook_admin import retry_failed
+
+    count = asyncio.run(retry_failed(settings, args.seq or None))
+    print(f"{count} failed deliveries will be sent again")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="video-upload", description="Resumable video uploads over tus 1.0.0."
@@ -89,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
         "cleanup", help="remove expired uploads and orphaned storage once, print the count"
     )
     cleanup.set_defaults(handler=_cleanup)
+
+    webhooks = commands.add_parser("webhooks", help="list webhook deliveries, retry failed ones")
+    actions = webhooks.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="the latest deliveries, newest first")
+    listing.add_argument("--status", choices=["pending", "delivered", "failed"])
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(handler=_webhooks_list)
+    retry = actions.add_parser("retry", help="send failed deliveries again")
+    retry.add_argument("seq", type=int, nargs="*", help="delivery numbers (default: all failed)")
+    retry.set_defaults(handler=_webhooks_retry)
 
     from video_upload.client.commands import register
 

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     s3_key_prefix: str = "uploads/"
     s3_part_size: int = Field(default=S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE)
 
+    # Webhooks (see lifecycle.webhooks): receivers, comma-separated; the Standard Webhooks
+    # signing secret (`whsec_...`); how long a delivery is retried before it is marked failed.
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_retry_hours: float = Field(default=24, gt=0)
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    webhook_max_backoff_seconds: float = Field(default=300, gt=0)
+
     @field_validator("s3_key_prefix")
     @classmethod
     def _prefix_ends_with_slash(cls, value: str) -> str:
@@ -96,6 +104,16 @@ class Settings(BaseSettings):
                 "(or unset, to have one generated in DATA_DIR)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        if self.webhook_urls and not self.webhook_secret.get_secret_value():
+            raise ValueError("WEBHOOK_URL needs WEBHOOK_SECRET (a whsec_... signing secret)")
+        return self
+
+    @property
+    def webhook_urls(self) -> list[str]:
+        return [url.strip() for url in self.webhook_url.split(",") if url.strip()]
 
     @property
     def max_upload_size(self) -> int:

@@ -51,7 +51,11 @@ class Node:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.kill()  # a node that never became ready must not outlive the test
+            raise
         return self
 
     def wait_ready(self, timeout: float) -> None:

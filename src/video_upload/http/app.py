@@ -27,6 +27,7 @@ from video_upload.http.tus import routes as tus_routes
 from video_upload.http.tus.fast_path import TusFastPath
 from video_upload.lifecycle.periodic import start_periodic_cleanup
 from video_upload.lifecycle.service import Clock, UploadService, utcnow
+from video_upload.lifecycle.webhooks import WebhookDispatcher
 from video_upload.persistence.database import Database
 from video_upload.storage.base import StorageError, UploadStore
 from video_upload.storage.factory import open_store
@@ -66,10 +67,19 @@ def create_app(
         # Optional expired-upload cleanup every CLEANUP_INTERVAL_MINUTES (None when off).
         cleanup = start_periodic_cleanup(upload_service)
         app.state.cleanup = cleanup
+        # Webhook deliveries from the outbox, when WEBHOOK_URL names receivers.
+        dispatcher = None
+        if settings.webhook_urls:
+            dispatcher = WebhookDispatcher(settings, database, clock)
+            upload_service.events_committed = dispatcher.wake
+            dispatcher.start()
+        app.state.webhooks = dispatcher
         try:
             yield
         finally:
             restore_signals()
+            if dispatcher is not None:
+                await dispatcher.stop()
             if cleanup is not None:
                 await cleanup.stop()
             await store.close()

@@ -29,6 +29,7 @@ from video_upload.domain.errors import (
     REJECTIONS,
     ServiceError,
 )
+from video_upload.domain.events import COMPLETED, REJECTED
 from video_upload.domain.records import PracticeSession, Video
 from video_upload.lifecycle.service import UploadService, stored
 from video_upload.media import THUMBNAIL_NAME, ProbeLimits, ProbeRejected, VideoFacts, examine
@@ -48,6 +49,10 @@ class Content:
     video: Video
     byte_range: ByteRange
     chunks: AsyncIterator[bytes]
+
+
+# The statuses a probe ends in; neither is ever changed again.
+FINAL_VERDICTS = ("completed", "rejected")
 
 
 class VideoCatalog:
@@ -164,10 +169,21 @@ class VideoCatalog:
         values = {**values, "updated_at": now}
         if values.get("status") == "completed":
             values["completed_at"] = now
+        verdict = values.get("status")
         async with self.uploads.database() as db:
-            await db.videos.update(video.upload_id, values)
+            if verdict in FINAL_VERDICTS:
+                # once only, though two requests may complete the same upload at once
+                changed = await db.videos.settle(video.upload_id, values, unless=FINAL_VERDICTS)
+            else:
+                await db.videos.update(video.upload_id, values)
+                changed = False
+            video.update(values)
+            if changed:
+                event = COMPLETED if verdict == "completed" else REJECTED
+                await self.uploads.events.record(db, event, video)
             await db.commit()
-        video.update(values)
+        if changed:
+            self.uploads.events_committed()
         return video
 
     async def _free_storage(self, video: Video) -> None:

@@ -46,6 +46,7 @@ from typing import Protocol
 
 from video_upload.config import Settings
 from video_upload.domain.errors import ServiceError
+from video_upload.domain.events import EXPIRED
 from video_upload.domain.records import Video
 from video_upload.lifecycle.service import UploadService, stored
 from video_upload.persistence.database import Database
@@ -285,7 +286,12 @@ class VideoService:
                 claimed = await db.videos.claim_expired(
                     video.upload_id, status=video.status, offset=video.upload_offset, now=now
                 )
+                if claimed and video.concat != "partial":
+                    video.update({"status": "expired", "updated_at": now})
+                    await self.uploads.events.record(db, EXPIRED, video)
                 await db.commit()
+            if claimed:
+                self.uploads.events_committed()
             if not claimed:
                 return _Outcome.SKIPPED
             try:

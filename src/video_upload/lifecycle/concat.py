@@ -21,6 +21,7 @@ from video_upload.domain.errors import (
     ERR_UPLOAD_NOT_FOUND,
     ServiceError,
 )
+from video_upload.domain.events import UPLOAD_CREATED
 from video_upload.domain.records import Video
 from video_upload.lifecycle.media import display_name, video_content_type
 from video_upload.lifecycle.records import new_upload_row, stored
@@ -76,7 +77,9 @@ class Concatenator:
                 content_type=video_content_type(metadata.get("filetype"), filename, required=False),
             )
             await db.videos.add(video)
+            await self.uploads.events.record(db, UPLOAD_CREATED, video)
             await db.commit()
+        self.uploads.events_committed()
         return await self.refresh_final(video)
 
     async def _owned_partials(

@@ -11,6 +11,7 @@ import secrets
 from typing import TYPE_CHECKING
 
 from video_upload.domain.errors import ERR_FORBIDDEN, ERR_LENGTH_MISMATCH, ERR_OFFSET_MISMATCH
+from video_upload.domain.events import UPLOAD_CREATED
 from video_upload.domain.records import Video
 from video_upload.lifecycle.media import display_name, video_content_type
 from video_upload.lifecycle.records import NewUpload, new_upload_row
@@ -60,7 +61,11 @@ class UploadCreation:
                 declared_duration_seconds=new.declared_duration_seconds,
             )
             await db.videos.add(video)
+            if not new.partial:  # a partial is only ever part of a video
+                await service.events.record(db, UPLOAD_CREATED, video)
             await db.commit()
+        if not new.partial:
+            service.events_committed()
         return video
 
     async def claim_initialised(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -36,9 +36,11 @@ from video_upload.domain.errors import (
     ERR_UPLOAD_NOT_FOUND,
     ServiceError,
 )
+from video_upload.domain.events import ABORTED
 from video_upload.domain.records import Progress, Video
 from video_upload.lifecycle.concat import Concatenator
 from video_upload.lifecycle.creation import UploadCreation
+from video_upload.lifecycle.events import EventRecorder
 from video_upload.lifecycle.leases import Lease, WriterLeases
 from video_upload.lifecycle.locks import UploadLocks
 from video_upload.lifecycle.records import (
@@ -94,6 +96,9 @@ class UploadService:
         self.leases = WriterLeases(
             database, clock, self.locks, lease_seconds=settings.upload_lease_seconds
         )
+        self.events = EventRecorder(settings, clock)
+        # told after a transaction with an event committed (the app wakes its dispatcher)
+        self.events_committed: Callable[[], None] = _nothing
         self.creation = UploadCreation(self)
         self.concat = Concatenator(self)
         self.recovery = CrashRecovery(self)
@@ -350,7 +355,10 @@ class UploadService:
             await self.storage_call(self.store.terminate(stored(video)))
             async with self.database() as db:
                 await db.videos.remove(upload_id)
+                if video.concat != "partial":
+                    await self.events.record(db, ABORTED, video)
                 await db.commit()
+        self.events_committed()
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -375,6 +383,10 @@ class UploadService:
             await self.store.discard(committed, result)
         except StorageError:
             log.warning("could not discard an abandoned write to %s", committed.key)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _advanced(progress: Progress, *, lease_released: bool) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from video_upload.persistence.chunks import ChunkStatements
+from video_upload.persistence.direct import ChunkDriver
 from video_upload.persistence.engine import (
     create_chunk_engine,
     create_engine,
@@ -22,6 +23,7 @@ from video_upload.persistence.engine import (
 )
 from video_upload.persistence.errors import raise_if_unavailable
 from video_upload.persistence.leases import LeaseRepository
+from video_upload.persistence.outbox import OutboxRepository
 from video_upload.persistence.repository import SessionRepository, VideoRepository
 
 
@@ -33,6 +35,7 @@ class Transaction:
         self.videos = VideoRepository(session)
         self.sessions = SessionRepository(session)
         self.leases = LeaseRepository(session)
+        self.outbox = OutboxRepository(session)
 
     async def commit(self) -> None:
         await self._session.commit()
@@ -66,13 +69,11 @@ class TransactionScope:
 class Database:
     """The engines of one process, and what runs on them."""
 
-    def __init__(self, engine: AsyncEngine, chunk_engine: AsyncEngine | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, chunk_driver: ChunkDriver) -> None:
         self._engine = engine
-        self._chunk_engine = chunk_engine or engine
         self._sessions = create_session_factory(engine)
-        # the per-chunk statements run on the chunk engine; sealing a completed upload runs on
-        # the main one, whose commits are durable (see `engine.create_chunk_engine`)
-        self.chunks = ChunkStatements(self._chunk_engine, durable_engine=engine)
+        # the per-chunk statements run on a driver of their own (see `engine.create_chunk_engine`)
+        self.chunks = ChunkStatements(chunk_driver)
 
     @classmethod
     def open(cls, url: str, max_connections: int) -> Database:
@@ -95,6 +96,4 @@ class Database:
 
     async def close(self) -> None:
         await self.chunks.close()
-        if self._chunk_engine is not self._engine:
-            await self._chunk_engine.dispose()
         await self._engine.dispose()

@@ -116,3 +116,31 @@ class VideoRow(Base):
     has_thumbnail: Mapped[bool] = mapped_column(Boolean, default=False)
     rejection_code: Mapped[str | None] = mapped_column(String(32))
     rejection_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class WebhookDeliveryRow(Base):
+    """The webhook outbox: one row per event and receiver URL, written in the same transaction
+    as the state change the event reports (see `persistence.outbox`)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_order", "upload_id", "url", "seq"),
+    )
+
+    # the order events were written in (SQLite numbers an INTEGER primary key by itself)
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    upload_id: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(String(2048))
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -113,6 +113,17 @@ class VideoRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def settle(self, upload_id: str, values: dict[str, Any], unless: Sequence[str]) -> bool:
+        """Set `values` unless the video's status is already one of `unless` (a final
+        verdict); whether this call made the change."""
+        result = await self.db.execute(
+            update(Video)
+            .where(Video.upload_id == upload_id, Video.status.not_in(list(unless)))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
     async def remove(self, upload_id: str) -> None:
         await self.db.execute(delete(Video).where(Video.upload_id == upload_id))
 
