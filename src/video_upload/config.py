@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     upload_chunk_size: int = Field(default=5 * MIB, gt=0)
     cleanup_interval_minutes: float = Field(default=0, ge=0)
     upload_lease_seconds: float = Field(default=10, ge=1)
+    # A request whose body (or whose answer's reader) moves no bytes for this long ends: a PATCH
+    # keeps what it received and lets go of its upload (like tusd's -network-timeout).
+    network_timeout_seconds: float = Field(default=60, gt=0)
     # Probe every completed upload with FFmpeg (PyAV): real duration, codecs, thumbnail; files
     # that are not videos, or longer than allowed, are rejected. Off only for tests of the
     # transport that upload random bytes.
@@ -66,6 +69,12 @@ class Settings(BaseSettings):
     s3_endpoint_url: str = ""
     s3_key_prefix: str = "uploads/"
     s3_part_size: int = Field(default=S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE)
+
+    # Per-user limits (see lifecycle.quotas), enforced across nodes; 0 turns one off.
+    user_max_unfinished_uploads: int = Field(default=0, ge=0)
+    user_max_unfinished_mb: int = Field(default=0, ge=0)
+    user_max_stored_mb: int = Field(default=0, ge=0)
+    user_max_creations_per_minute: int = Field(default=0, ge=0)
 
     # Webhooks (see lifecycle.webhooks): receivers, comma-separated; the Standard Webhooks
     # signing secret (`whsec_...`); how long a delivery is retried before it is marked failed.

@@ -91,4 +91,17 @@ ERR_THUMBNAIL_NOT_FOUND = ErrorKind("thumbnail_not_found", 404, "this video has 
 ERR_CONTENT_MISSING = ErrorKind(
     "content_missing", 404, "the video's bytes are missing from storage"
 )
+# The per-user limits (see lifecycle.quotas); nothing already stored is touched by them.
+ERR_TOO_MANY_UNFINISHED = ErrorKind(
+    "too_many_unfinished_uploads",
+    403,
+    "too many unfinished uploads; finish or delete some first",
+)
+ERR_UNFINISHED_QUOTA = ErrorKind(
+    "unfinished_quota_exceeded", 413, "your unfinished uploads would exceed your quota"
+)
+ERR_STORED_QUOTA = ErrorKind("storage_quota_exceeded", 413, "your videos would exceed your quota")
+ERR_CREATION_RATE = ErrorKind(
+    "rate_limited", 429, "too many uploads started in the last minute", {"Retry-After": "60"}
+)
 REJECTIONS = {kind.code: kind for kind in (ERR_INVALID_VIDEO, ERR_VIDEO_TOO_LONG, ERR_PROBE_FAILED)}

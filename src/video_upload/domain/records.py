@@ -73,6 +73,16 @@ class Video:
 
 
 @dataclass(frozen=True, slots=True)
+class UserUsage:
+    """What one user holds now, for the per-user limits (see lifecycle.quotas)."""
+
+    unfinished_uploads: int
+    unfinished_bytes: int  # declared lengths (or bytes received, where not declared yet)
+    stored_bytes: int  # completed videos
+    created_last_minute: int
+
+
+@dataclass(frozen=True, slots=True)
 class LeaseState:
     """Who holds an upload's writer lease, until when, and whether it was asked to stop."""
 

@@ -14,6 +14,7 @@ from video_upload.domain.errors import ERR_FORBIDDEN, ERR_LENGTH_MISMATCH, ERR_O
 from video_upload.domain.events import UPLOAD_CREATED
 from video_upload.domain.records import Video
 from video_upload.lifecycle.media import display_name, video_content_type
+from video_upload.lifecycle.quotas import check_quota
 from video_upload.lifecycle.records import NewUpload, new_upload_row
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ class UploadCreation:
         filename = display_name(given_name)
         upload_id = secrets.token_hex(16)
         async with service.database() as db:
+            await check_quota(db, service.settings, user_id, new.length, service.clock())
             session_id = None
             if not new.partial:
                 session_id = await service.owned_session(

@@ -9,16 +9,17 @@ commit at the same offset: the loser sees `False` and discards its bytes.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from video_upload.domain.records import PracticeSession
+from video_upload.domain.records import PracticeSession, UserUsage
 from video_upload.domain.records import Video as VideoRecord
 from video_upload.persistence.models import PracticeSessionRow
 from video_upload.persistence.models import VideoRow as Video
@@ -123,6 +124,53 @@ class VideoRepository:
             .execution_options(synchronize_session=False)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def lock_user(self, user_id: str) -> None:
+        """Until this transaction ends, make other transactions that lock the same user wait
+        (PostgreSQL's advisory lock; SQLite's writers take turns anyway)."""
+        if self.db.get_bind().dialect.name != "postgresql":
+            return
+        key = int.from_bytes(hashlib.sha256(user_id.encode()).digest()[:8], "big", signed=True)
+        await self.db.execute(select(func.pg_advisory_xact_lock(key)))
+
+    async def usage(self, user_id: str, since: datetime) -> UserUsage:
+        """What `user_id` holds now, and how many uploads it started after `since`."""
+        unfinished = and_(
+            Video.user_id == user_id,
+            Video.upload_completed.is_(False),
+            Video.status != "expired",
+        )
+        open_count, open_bytes = (
+            await self.db.execute(
+                select(
+                    func.count(),
+                    func.coalesce(
+                        func.sum(func.coalesce(Video.upload_length, Video.upload_offset)), 0
+                    ),
+                ).where(unfinished)
+            )
+        ).one()
+        stored = (
+            await self.db.execute(
+                select(func.coalesce(func.sum(Video.upload_length), 0)).where(
+                    Video.user_id == user_id,
+                    Video.upload_completed.is_(True),
+                    Video.status.not_in(["rejected", "expired"]),
+                    Video.concat.is_distinct_from("partial"),
+                )
+            )
+        ).scalar_one()
+        recent = (
+            await self.db.execute(
+                select(func.count()).where(Video.user_id == user_id, Video.created_at > since)
+            )
+        ).scalar_one()
+        return UserUsage(
+            unfinished_uploads=int(open_count or 0),
+            unfinished_bytes=int(open_bytes),
+            stored_bytes=int(stored),
+            created_last_minute=int(recent),
+        )
 
     async def remove(self, upload_id: str) -> None:
         await self.db.execute(delete(Video).where(Video.upload_id == upload_id))
