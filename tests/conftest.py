@@ -1,7 +1,8 @@
 """Shared fixtures: live servers over every database x store combination, users, sessions.
 
 PostgreSQL is the machine's server at 127.0.0.1:5432 (a throwaway database per run); S3 is
-moto's server mode, started here over HTTP. With CI=true an unreachable PostgreSQL fails the run.
+SeaweedFS's S3 gateway, started here once per session on loopback ports. With CI=true an
+unreachable PostgreSQL fails the run.
 """
 
 from __future__ import annotations
@@ -57,17 +58,6 @@ def s3_endpoint() -> Iterator[str]:
 
     server = start_seaweedfs()
     yield server.endpoint
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """moto's S3 emulator in server mode, only for tests that need what SeaweedFS cannot do
-    (each such test says why)."""
-    from tests.support.s3server import start_moto
-
-    server, endpoint = start_moto()
-    yield endpoint
     server.stop()
 
 

@@ -1,27 +1,21 @@
-"""moto's S3 in server mode, over real HTTP on a loopback port, and boto3 helpers to inspect it."""
+"""boto3 helpers to set up and inspect the tests' S3 server (SeaweedFS, see `seaweedfs.py`).
+
+The credentials are the ones the server's identity config grants and the tests' settings use.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import boto3  # type: ignore[import-untyped]
-from moto.server import ThreadedMotoServer
 
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing"
 REGION = "us-east-1"
 
 
-def start_moto() -> tuple[ThreadedMotoServer, str]:
-    """Start moto on a free loopback port; returns the server (call `stop()`) and its URL."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    return server, f"http://{host}:{port}"
-
-
 def s3_client(endpoint: str) -> Any:
-    """A plain boto3 client for the moto server (for setting up and inspecting buckets)."""
+    """A plain boto3 client for the S3 server (for setting up and inspecting buckets)."""
     return boto3.client(
         "s3",
         endpoint_url=endpoint,

@@ -25,21 +25,32 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 import boto3  # type: ignore[import-untyped]
-from botocore.config import Config  # type: ignore[import-untyped]
+from botocore.config import Config
 
 from tests.support.s3server import ACCESS_KEY, REGION, SECRET_KEY
 
 GRPC_OFFSET = 10000
 HIGHEST_PORT = 65535 - GRPC_OFFSET  # the twin of every port chosen stays a valid port
-START_TIMEOUT = 60.0
+START_TIMEOUT = 90.0  # about 4 s on an idle machine
+START_ATTEMPTS = 3
 STOP_GRACE = 3.0
 VOLUME_SIZE_LIMIT_MB = 64  # volumes are per bucket; small ones keep the disk use small
 LOG_TAIL = 4000  # characters of the server's log quoted when it fails to start
+
+# Read from the working directory (and -config_dir) before $HOME/.seaweedfs and /etc/seaweedfs,
+# so that no configuration of the machine's applies. The master grows a bucket's collection by
+# one volume at a time instead of seven, and runs no periodic maintenance scripts; no JWT or
+# TLS between the servers.
+CONFIG_FILES = {
+    "master.toml": '[master.maintenance]\nscripts = ""\n\n[master.volume_growth]\ncopy_1 = 1\n',
+    "security.toml": "",
+}
 
 
 class SeaweedFSError(RuntimeError):
@@ -111,12 +122,22 @@ def identity_config() -> dict[str, Any]:
     }
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: have the kernel kill the server if the test process dies without stopping it."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+def _death_signal_setter() -> Callable[[], None] | None:
+    """Linux: a function for the child (between fork and exec) that has the kernel kill the
+    server when the test process dies without stopping it. Resolved here, in the parent, so
+    that the child only calls into libc."""
+    if sys.platform != "linux":
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def set_death_signal() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    return set_death_signal
 
 
 class SeaweedFS:
@@ -139,21 +160,44 @@ class SeaweedFS:
 
     @classmethod
     def start(cls, workdir: Path | None = None, timeout: float = START_TIMEOUT) -> SeaweedFS:
-        """Start SeaweedFS and wait until its S3 gateway stores and returns an object."""
+        """Start SeaweedFS and wait until its S3 gateway stores and returns an object.
+
+        A port taken by another process between choosing and binding it makes the server exit
+        at once; it is started again on other ports (three attempts)."""
         weed = weed_binary()
         remove_workdir = workdir is None
         root = Path(tempfile.mkdtemp(prefix="seaweedfs-")) if workdir is None else workdir
         root.mkdir(parents=True, exist_ok=True)
-        data = root / "data"
-        data.mkdir(exist_ok=True)
         config = root / "s3-identities.json"
         config.write_text(json.dumps(identity_config()))
-        log_path = root / "weed.log"
+        for name, text in CONFIG_FILES.items():
+            (root / name).write_text(text)
+        for attempt in range(1, START_ATTEMPTS + 1):
+            server = cls._spawn(weed, root, config, remove_workdir)
+            try:
+                server._wait_until_ready(timeout)
+            except SeaweedFSError:
+                exited = server.process.poll() is not None
+                server._terminate()
+                if exited and attempt < START_ATTEMPTS:
+                    continue
+                server.stop()
+                raise
+            except BaseException:
+                server.stop()
+                raise
+            return server
+        raise AssertionError("unreachable")  # pragma: no cover
 
+    @classmethod
+    def _spawn(cls, weed: Path, root: Path, config: Path, remove_workdir: bool) -> SeaweedFS:
+        data = root / "data"
+        data.mkdir(exist_ok=True)
         master, volume, filer, s3 = free_port_pairs(4)
         ports = {"master": master, "volume": volume, "filer": filer, "s3": s3}
         command = [
             str(weed),
+            f"-config_dir={root}",
             "server",
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
@@ -172,22 +216,16 @@ class SeaweedFS:
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
         ]
-        log = log_path.open("ab")
+        log = (root / "weed.log").open("ab")
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=root,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=_death_signal_setter(),
         )
-        server = cls(process, root, log, ports, remove_workdir)
-        try:
-            server._wait_until_ready(timeout)
-        except BaseException:
-            server.stop()
-            raise
-        return server
+        return cls(process, root, log, ports, remove_workdir)
 
     def client(self) -> Any:
         """A boto3 S3 client for this server that fails fast (for probing readiness)."""
@@ -244,6 +282,11 @@ class SeaweedFS:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after a short grace; removes the throwaway directory."""
+        self._terminate()
+        if self._remove_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _terminate(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -252,8 +295,6 @@ class SeaweedFS:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
-        if self._remove_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> SeaweedFS:
         return self
