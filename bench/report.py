@@ -70,7 +70,9 @@ def source(pythonpath: str | None) -> dict[str, Any]:
 
 
 def _num(value: Any, fmt: str = ".2f") -> str:
-    if isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and not math.isnan(value):
         return format(value, fmt)
     return "-"
 
