@@ -48,7 +48,11 @@ def command(*args: str) -> list[str]:
 
 
 def upload_args(path: Path, session_id: str) -> list[str]:
-    return command("upload", str(path), "--session", session_id, "--chunk-size", CHUNK)
+    """The upload of random bytes: they have no duration to read, so one is declared (these
+    servers do not probe)."""
+    return command(
+        "upload", str(path), "--session", session_id, "--chunk-size", CHUNK, "--duration", "30"
+    )
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -162,15 +166,11 @@ def test_refusals_are_reported_without_a_traceback(
     file = video_file(tmp_path / "take.mp4", 1000)
     env = cli_environment(server, user, tmp_path)
     unknown = "00000000-0000-0000-0000-000000000000"
-    refused = run(command("upload", str(file), "--session", unknown), env, tmp_path)
+    refused = run(upload_args(file, unknown), env, tmp_path)
     assert refused.returncode == 1
     assert "practice session not found" in refused.stderr
     assert "Traceback" not in refused.stderr
-    no_token = run(
-        command("upload", str(file), "--session", unknown),
-        {**env, "VIDEO_UPLOAD_TOKEN": ""},
-        tmp_path,
-    )
+    no_token = run(upload_args(file, unknown), {**env, "VIDEO_UPLOAD_TOKEN": ""}, tmp_path)
     assert no_token.returncode == 1
     assert "VIDEO_UPLOAD_TOKEN" in no_token.stderr
 

@@ -87,7 +87,12 @@ def register(subparsers: Any) -> None:
     create.add_argument("name", help="the session's name, e.g. 'Scales, 3 March'")
     _connection_arguments(create)
     create.set_defaults(handler=sessions_create_command)
-    listing = actions.add_parser("list", help="list your practice sessions")
+    listing = actions.add_parser(
+        "list",
+        help="list your practice sessions",
+        description="List your practice sessions: id, name, when created (UTC). Needs a server "
+        "that answers GET /api/v1/sessions.",
+    )
     _connection_arguments(listing)
     listing.add_argument("--json", action="store_true", help="print the list as JSON")
     listing.set_defaults(handler=sessions_list_command)

@@ -2,8 +2,9 @@
 
 While the bar is drawn, rich hides the terminal's cursor; only `Progress.stop()` shows it again.
 So the bar is stopped on every way out of the upload (`ProgressReporter` is a context manager),
-including a Ctrl-C that lands while the bar's first frame is drawn, and a second Ctrl-C while
-it is being taken down is ignored until it is: an interrupted upload leaves a usable terminal.
+and starting or stopping it is never cut in half by Ctrl-C: a rich display interrupted midway
+through its start cannot be stopped at all (it fails, leaving the cursor hidden). A Ctrl-C pressed
+in those few milliseconds is held, and interrupts as usual the moment they are over.
 """
 
 from __future__ import annotations
@@ -60,21 +61,19 @@ class ProgressReporter:
 
     def stop(self) -> None:
         """Take the bar down and show the cursor again (once; later calls do nothing)."""
-        if not self.shown:
-            return
-        with sigint_ignored():
-            self.progress.stop()
-            self.shown = False
+        with sigint_deferred():
+            if self.shown:
+                self.progress.stop()
+                self.shown = False
 
     def started(self, total: int, offset: int, resumed: bool) -> None:
         if resumed:
             self.note(f"resuming {self.label} at byte {offset} of {total}")
         if self.task is None:
-            # Set first: an interrupt inside start() (it hides the cursor, then draws) must
-            # still find the bar to stop.
-            self.shown = True
-            self.progress.start()
-            self.task = self.progress.add_task(self.label, total=total, completed=offset)
+            with sigint_deferred():
+                self.shown = True
+                self.progress.start()
+                self.task = self.progress.add_task(self.label, total=total, completed=offset)
         else:
             self.progress.reset(self.task, total=total, completed=offset)
 
@@ -87,17 +86,21 @@ class ProgressReporter:
 
 
 @contextlib.contextmanager
-def sigint_ignored() -> Iterator[None]:
-    """Ctrl-C is ignored inside (in the main thread; elsewhere signals cannot be changed)."""
+def sigint_deferred() -> Iterator[None]:
+    """Ctrl-C inside the block waits for its end, then goes to the usual handler (in the main
+    thread; elsewhere signal handlers cannot be changed, and SIGINT never lands there)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, _frame: pressed.append(number))
     try:
         yield
     finally:
         # None: a handler installed outside Python, which Python cannot put back.
         signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+    if pressed:
+        signal.raise_signal(signal.SIGINT)  # as if pressed now: KeyboardInterrupt, usually
 
 
 def human_size(size: int) -> str:
