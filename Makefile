@@ -23,8 +23,9 @@ setup-js:
 		cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
 	fi
 
-# The upload page's tus-js-client (served at /ui/vendor/tus.min.js) and its browser test's
-# playwright-core, from web/package-lock.json.
+# The upload page's tus-js-client (served at /ui/vendor/tus.min.js), Swagger UI's assets for
+# /docs (swagger-ui-dist, under /ui/vendor/ too) and the browser test's playwright-core, from
+# web/package-lock.json.
 setup-web:
 	@command -v npm >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq nodejs npm)
 	cd $(WEB_DIR) && npm ci --no-audit --no-fund --loglevel=error

@@ -67,7 +67,8 @@ _CHUNK_BODY = {
 _CREATION_BODY = {**_CHUNK_BODY, "required": False}
 
 _ANSWERS = {
-    400: "Malformed tus headers (length, offset, metadata, checksum or concatenation)",
+    400: "Malformed tus headers (length, offset, metadata over 4 KiB, a filetype that is not a "
+    "media type, checksum or concatenation), or a Host that is not a valid host[:port]",
     401: "Missing or invalid bearer token",
     403: "The upload belongs to another user, or is a final concatenation (read-only)",
     404: "No such upload (or the practice session named in the metadata does not exist)",
@@ -110,7 +111,8 @@ def _extra(*headers: Any, body: dict[str, Any] | None = None) -> dict[str, Any]:
 CREATE: Documented = {
     "responses": _answers(
         201,
-        "Created: Location is the upload's URL (with Upload-Offset when a body was sent)",
+        "Created: Location is the upload's absolute URL (with Upload-Offset when a body was "
+        "sent). A body that is refused (413, 460) leaves no upload behind",
         [400, 401, 403, 404, 412, 413, 415, 423, 460, 503, 507],
     ),
     "openapi_extra": _extra(
@@ -120,7 +122,8 @@ CREATE: Documented = {
 CREATE_INITIALISED: Documented = {
     "responses": _answers(
         201,
-        "The REST-initialised upload, adopted: Location is its URL",
+        "The REST-initialised upload, adopted (its Upload-Metadata kept): Location is its "
+        "absolute URL, also on a refused body",
         [400, 401, 403, 404, 409, 410, 412, 413, 415, 423, 460, 503, 507],
     ),
     "openapi_extra": _extra(_LENGTH, _CHECKSUM, body=_CREATION_BODY),
