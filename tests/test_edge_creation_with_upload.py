@@ -42,6 +42,12 @@ REFUSED_BODIES = [
         460,
         id="checksum-mismatch",
     ),
+    pytest.param(
+        {"Upload-Length": "10", "Upload-Checksum": "crc99 AAAA"},
+        b"0123456789",
+        400,
+        id="unsupported-checksum",
+    ),
 ]
 
 

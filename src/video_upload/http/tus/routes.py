@@ -250,8 +250,8 @@ async def respond_created(
     location = f"{endpoint}/{video.upload_id}"
     answer = {"Location": location}
     if has_body(headers):
-        chunk = chunk_from(request, headers, 0)
         try:
+            chunk = chunk_from(request, headers, 0)  # (a malformed Upload-Checksum: 400)
             video = (await services.uploads.write(user_id, video.upload_id, chunk)).video
         except ServiceError as error:
             if claimed:
