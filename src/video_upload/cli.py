@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from video_upload.config import Settings
+from video_upload.logs import configure_logging, logging_config
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -15,21 +17,33 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     import uvicorn
 
+    from video_upload.http.server import server_options
+
     # Migrate in a process of its own: Alembic and what a migration loads would otherwise stay
     # in the server's memory for good (about 14 MiB of every node's idle RSS).
     migrated = subprocess.run([sys.executable, "-m", "video_upload.cli", "migrate"], check=False)
     if migrated.returncode != 0:
         print("serve: the database could not be migrated (see above)", file=sys.stderr)
         return 1
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # every worker writes its metrics here, and /metrics adds them up (see `metrics`);
+        # set before any worker imports prometheus-client
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="video-upload-metrics-")
     uvicorn.run(
         "video_upload.http.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
-        proxy_headers=settings.trust_proxy_headers,
-        timeout_graceful_shutdown=10,
         log_level="info",
+        log_config=logging_config(settings.log_format),  # in every worker process too
+        access_log=False,  # one line per request comes from the app (`http.observe`)
+        # a worker importing PyAV and the app on a busy machine may take seconds to answer
+        # the supervisor's first check; uvicorn's default would kill it again and again
+        timeout_worker_healthcheck=30,
+        # httptools behind a guard on request heads and stalled writes; keep-alive and
+        # graceful-shutdown timeouts (see `http.server`)
+        **server_options(settings),
     )
     return 0
 
@@ -135,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
+    configure_logging(settings.log_format)
     handler = args.handler
     result: int = handler(args, settings)
     return result

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     s3_key_prefix: str = "uploads/"
     s3_part_size: int = Field(default=S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE)
 
+    # Logs: readable lines ("console") or one JSON object per line ("json").
+    log_format: Literal["console", "json"] = "console"
+    # GET /metrics asks for `Authorization: Bearer <METRICS_TOKEN>` when set.
+    metrics_token: SecretStr = SecretStr("")
+
     # Per-user limits (see lifecycle.quotas), enforced across nodes; 0 turns one off.
     user_max_unfinished_uploads: int = Field(default=0, ge=0)
     user_max_unfinished_mb: int = Field(default=0, ge=0)

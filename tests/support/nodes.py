@@ -34,7 +34,7 @@ class Node:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, *extra: str, timeout: float = 60) -> Node:
+    def start(self, *extra: str, timeout: float = 120) -> Node:
         environment = {
             key: value
             for key, value in os.environ.items()

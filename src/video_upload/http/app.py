@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.telemetry import TelemetryConfig
 
-from video_upload import __version__
+from video_upload import __version__, metrics
 from video_upload.config import Settings
 from video_upload.http.auth import Authenticator
 from video_upload.http.drain import Drain, DrainMiddleware
+from video_upload.http.limits import RequestLimits
 from video_upload.http.middleware import MethodOverrideMiddleware
+from video_upload.http.observe import Observe
 from video_upload.http.page.routes import router as webui_router
 from video_upload.http.rest import sessions, uploads, videos
 from video_upload.http.rest.errors import install_error_handlers
@@ -62,6 +65,12 @@ def create_app(
             authenticator=authenticator,
             uploads=upload_service,
         )
+        log.info(
+            "serving with database %s and %s storage",
+            database.backend,
+            settings.storage_backend,
+            extra={"database": database.backend, "storage": settings.storage_backend},
+        )
         drain.on_drain(upload_service.locks.stop_all)
         restore_signals = drain.chain_signal_handlers(asyncio.get_running_loop())
         # Optional expired-upload cleanup every CLEANUP_INTERVAL_MINUTES (None when off).
@@ -104,6 +113,19 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        token = settings.metrics_token.get_secret_value()
+        given = request.headers.get("authorization", "")
+        if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return JSONResponse(
+                {"error": {"code": "unauthorized", "message": "METRICS_TOKEN required"}},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
         services = services_of_app(app)
@@ -132,6 +154,10 @@ def create_app(
     )
     app.add_middleware(MethodOverrideMiddleware)
     app.add_middleware(DrainMiddleware, drain=drain)
+    # header count, stalled bodies (NETWORK_TIMEOUT_SECONDS), answers given before the body
+    app.add_middleware(RequestLimits, network_timeout=settings.network_timeout_seconds)
+    # outside everything: the request id, the access log line, the request metrics
+    app.add_middleware(Observe)
     app.state.drain = drain
     return app
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import jwt
 
+from video_upload import logs
 from video_upload.config import Settings
 from video_upload.domain.errors import ERR_UNAUTHORIZED, ServiceError
 
@@ -122,6 +123,7 @@ class Authenticator:
             raise ERR_UNAUTHORIZED.with_message("Authorization must be 'Bearer <token>'")
         known = self.verified.subject(token)
         if known is not None:
+            logs.annotate(user_id=known)
             return known
         try:
             claims = jwt.decode(
@@ -145,6 +147,7 @@ class Authenticator:
             raise ERR_UNAUTHORIZED.with_message("invalid token: exp is out of range")
         if "nbf" not in claims:  # (a token not yet valid is re-checked every time)
             self.verified.remember(token, subject, float(expires_at))
+        logs.annotate(user_id=subject)
         return subject
 
     def mint(self, user_id: str, ttl_seconds: int = 3600) -> str:

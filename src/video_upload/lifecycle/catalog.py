@@ -12,11 +12,13 @@ thumbnail beside its bytes. A repeated `complete` gives the same answer without 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from video_upload import metrics
 from video_upload.domain.errors import (
     ERR_FORBIDDEN,
     ERR_INVALID_CONCAT,
@@ -76,10 +78,18 @@ class VideoCatalog:
         assert session is not None
         return session
 
-    async def session_videos(self, user_id: str, session_id: uuid.UUID) -> list[Video]:
+    async def session_videos(
+        self, user_id: str, session_id: uuid.UUID, *, offset: int = 0, limit: int | None = None
+    ) -> list[Video]:
+        """A page of the session's videos, oldest first (all of them without `limit`)."""
         async with self.uploads.database() as db:
             await self.uploads.owned_session(db, user_id, str(session_id))
-            return await db.videos.in_session(session_id)
+            return await db.videos.in_session(session_id, offset=offset, limit=limit)
+
+    async def sessions(self, user_id: str, *, offset: int, limit: int) -> list[PracticeSession]:
+        """A page of the user's practice sessions, oldest first."""
+        async with self.uploads.database() as db:
+            return await db.sessions.of_user(user_id, offset=offset, limit=limit)
 
     async def video(self, user_id: str, video_id: uuid.UUID) -> Video:
         async with self.uploads.database() as db:
@@ -133,13 +143,17 @@ class VideoCatalog:
 
     async def _probe(self, video: Video) -> Video:
         store = self.uploads.store
+        started = time.perf_counter()
         try:
             facts = await self.uploads.storage_call(
                 examine(store, stored(video), video.upload_offset, self.probe_limits)
             )
         except ProbeRejected as rejected:
+            metrics.probe_seconds.observe(time.perf_counter() - started)
             kind = REJECTIONS.get(rejected.code, ERR_PROBE_FAILED)
+            metrics.probes.labels(kind.code).inc()
             return await self._record(video, _rejected(kind.code, rejected.reason))
+        metrics.probe_seconds.observe(time.perf_counter() - started)
         values = _facts(facts, video.declared_duration_seconds)
         limit = self.uploads.settings.max_duration_seconds
         if facts.duration_seconds > limit + DURATION_GRACE_SECONDS:
@@ -147,9 +161,11 @@ class VideoCatalog:
                 f"the video lasts {facts.duration_seconds:.1f} s, "
                 f"longer than the {limit:g} s allowed"
             )
+            metrics.probes.labels(ERR_VIDEO_TOO_LONG.code).inc()
             return await self._record(
                 video, {**values, **_rejected(ERR_VIDEO_TOO_LONG.code, reason)}
             )
+        metrics.probes.labels("accepted").inc()
         values["has_thumbnail"] = await self._keep_thumbnail(video, facts)
         return await self._record(video, {**values, "status": "completed"})
 

@@ -44,6 +44,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Protocol
 
+from video_upload import metrics
 from video_upload.config import Settings
 from video_upload.domain.errors import ServiceError
 from video_upload.domain.events import EXPIRED
@@ -182,6 +183,9 @@ class VideoService:
             expired_ids=expired.expired_ids,
             orphan_keys=orphans.orphan_keys,
         )
+        metrics.cleanup_runs.inc()
+        metrics.cleanup_removed.labels("expired").inc(report.expired)
+        metrics.cleanup_removed.labels("orphan").inc(report.orphans)
         if report.expired or report.orphans or report.failed:
             log.info("cleanup: %s", report.summary())
         return report

@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from video_upload import metrics
 from video_upload.domain.errors import (
     ERR_INVALID_CONCAT,
     ERR_UPLOAD_GONE,
@@ -79,6 +80,7 @@ class Concatenator:
             await db.videos.add(video)
             await self.uploads.events.record(db, UPLOAD_CREATED, video)
             await db.commit()
+        metrics.uploads_created.inc()
         self.uploads.events_committed()
         return await self.refresh_final(video)
 

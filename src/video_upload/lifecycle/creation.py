@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from typing import TYPE_CHECKING
 
+from video_upload import metrics
 from video_upload.domain.errors import ERR_FORBIDDEN, ERR_LENGTH_MISMATCH, ERR_OFFSET_MISMATCH
 from video_upload.domain.events import UPLOAD_CREATED
 from video_upload.domain.records import Video
@@ -66,6 +67,7 @@ class UploadCreation:
             if not new.partial:  # a partial is only ever part of a video
                 await service.events.record(db, UPLOAD_CREATED, video)
             await db.commit()
+        metrics.uploads_created.inc()
         if not new.partial:
             service.events_committed()
         return video

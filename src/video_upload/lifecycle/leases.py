@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from video_upload import metrics
 from video_upload.domain.errors import (
     ERR_FORBIDDEN,
     ERR_UPLOAD_LOCKED,
@@ -120,6 +121,7 @@ class WriterLeases:
                     raise ERR_FORBIDDEN.with_message("this upload belongs to another user")
                 if preempt and loop.time() - asked_to_stop_at >= 1.0:
                     await repository.request_stop(upload_id)
+                    metrics.lease_preemptions.inc()
                     await db.commit()
                     asked_to_stop_at = loop.time()
             if loop.time() >= deadline:

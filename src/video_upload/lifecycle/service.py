@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from video_upload import logs, metrics
 from video_upload.config import Settings
 from video_upload.domain.errors import (
     ERR_CHECKSUM_MISMATCH,
@@ -178,6 +179,7 @@ class UploadService:
 
     async def get(self, user_id: str, upload_id: str) -> Video:
         """The upload, owned by `user_id` and not expired, read with one direct statement."""
+        logs.annotate(upload_id=upload_id)
         return self.check_owned(await self.chunks.read(upload_id), user_id)
 
     async def current(self, user_id: str, upload_id: str) -> Video:
@@ -296,6 +298,7 @@ class UploadService:
             await self._discard(committed, result)
             raise ERR_OFFSET_MISMATCH.with_message("another request wrote to this upload first")
         lease.released = not finishing
+        metrics.bytes_received.inc(result.offset - committed.offset)
         video.update(_advanced(progress, lease_released=lease.released))
         return video
 
@@ -316,6 +319,7 @@ class UploadService:
             "updated_at": now,
         }
         video.update(values)
+        metrics.uploads_finished.inc()
         return video
 
     async def ensure_finished(self, video: Video) -> Video:
@@ -358,6 +362,7 @@ class UploadService:
                 if video.concat != "partial":
                     await self.events.record(db, ABORTED, video)
                 await db.commit()
+        metrics.uploads_terminated.inc()
         self.events_committed()
 
     # -- plumbing ------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from standardwebhooks.webhooks import Webhook
 
+from video_upload import metrics
 from video_upload.config import Settings
 from video_upload.domain.events import Delivery
 from video_upload.persistence.database import Database
@@ -91,6 +92,7 @@ class WebhookDispatcher:
         async with self.database.transaction() as db:
             claimed = await db.outbox.claim(now, now + self.claim_for, BATCH)
             await db.commit()
+            metrics.outbox_depth.set(await db.outbox.depth())
         if not claimed:
             return 0
         slots = asyncio.Semaphore(CONCURRENCY)
@@ -109,6 +111,7 @@ class WebhookDispatcher:
         async with self.database.transaction() as db:
             if error is None:
                 await db.outbox.delivered(delivery.seq, now)
+                metrics.webhook_deliveries.labels("delivered").inc()
                 self.sent += 1
             elif now - delivery.created_at >= self.retry_window:
                 log.warning(
@@ -119,8 +122,10 @@ class WebhookDispatcher:
                     error,
                 )
                 await db.outbox.failed(delivery.seq, attempts, error)
+                metrics.webhook_deliveries.labels("failed").inc()
                 self.failed += 1
             else:
+                metrics.webhook_deliveries.labels("retry").inc()
                 delay = min(FIRST_BACKOFF_SECONDS * 2 ** (attempts - 1), self.max_backoff)
                 await db.outbox.retry_later(
                     delivery.seq, now + timedelta(seconds=delay), attempts, error

@@ -45,6 +45,17 @@ class SessionRepository:
         await self.db.flush()
         return session
 
+    async def of_user(self, user_id: str, *, offset: int, limit: int) -> list[PracticeSession]:
+        """The user's sessions, oldest first: `limit` of them from `offset` on."""
+        result = await self.db.execute(
+            select(PracticeSessionRow)
+            .where(PracticeSessionRow.user_id == user_id)
+            .order_by(PracticeSessionRow.created_at, PracticeSessionRow.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [session_of(row) for row in result.scalars()]
+
     async def get(self, session_id: uuid.UUID) -> PracticeSession | None:
         row = await self.db.get(PracticeSessionRow, session_id)
         return None if row is None else session_of(row)
@@ -72,11 +83,16 @@ class VideoRepository:
         row = await self.db.get(Video, video_id)
         return None if row is None else video_of(row)
 
-    async def in_session(self, session_id: uuid.UUID) -> list[VideoRecord]:
+    async def in_session(
+        self, session_id: uuid.UUID, *, offset: int = 0, limit: int | None = None
+    ) -> list[VideoRecord]:
+        """The session's videos, oldest first: `limit` of them from `offset` on."""
         result = await self.db.execute(
             select(Video)
             .where(Video.session_id == session_id, Video.concat.is_distinct_from("partial"))
-            .order_by(Video.created_at)
+            .order_by(Video.created_at, Video.id)
+            .offset(offset)
+            .limit(limit)
         )
         return [video_of(row) for row in result.scalars()]
 
@@ -140,7 +156,7 @@ class VideoRepository:
             Video.upload_completed.is_(False),
             Video.status != "expired",
         )
-        open_count, open_bytes = (
+        totals = (
             await self.db.execute(
                 select(
                     func.count(),
@@ -150,6 +166,7 @@ class VideoRepository:
                 ).where(unfinished)
             )
         ).one()
+        open_count, open_bytes = int(totals[0] or 0), int(totals[1] or 0)
         stored = (
             await self.db.execute(
                 select(func.coalesce(func.sum(Video.upload_length), 0)).where(
@@ -166,9 +183,9 @@ class VideoRepository:
             )
         ).scalar_one()
         return UserUsage(
-            unfinished_uploads=int(open_count or 0),
-            unfinished_bytes=int(open_bytes),
-            stored_bytes=int(stored),
+            unfinished_uploads=open_count,
+            unfinished_bytes=open_bytes,
+            stored_bytes=int(stored or 0),
             created_last_minute=int(recent),
         )
 

@@ -7,6 +7,7 @@ the store can tell "no such upload" from other failures without touching botocor
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from video_upload import metrics
 from video_upload.storage.base import StorageError
 from video_upload.storage.s3_parts import Part
 
@@ -87,10 +89,13 @@ class S3Requests:
         """Send one S3 request, counting it and translating its failures."""
         self.request_counts[operation] += 1
         method = getattr(self._client, xform_name(operation))
+        started = time.perf_counter()
         try:
             response: dict[str, Any] = await method(**params)
         except _FOREIGN_ERRORS as error:
             raise _translate(operation, error) from error
+        finally:
+            metrics.s3_request_seconds.labels(operation).observe(time.perf_counter() - started)
         return response
 
     async def _read_body(self, body: Any, amount: int | None = None) -> bytes:
