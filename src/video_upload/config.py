@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     database_url: str = ""
     # PostgreSQL only: the most connections one worker process opens (both of its pools, see
-    # `db.engine.pool_limits`); SQLite uses one pooled connection and one inline connection.
+    # `persistence.engine.pool_limits`); SQLite uses one pooled and one inline connection.
     database_max_connections: int = Field(default=DEFAULT_DATABASE_MAX_CONNECTIONS, ge=2)
     storage_backend: Literal["local", "s3"] = "local"
     local_storage_path: Path = Path("./data/uploads")

@@ -28,7 +28,7 @@ PROGRESS_BYTES = 16 * 1024
 @dataclass
 class Holding:
     """One upload's lock, and what its holder's reading of the body shares with the requests
-    that may pre-empt it (`uploads.streams.GuardedBody` reads through it): since when the holder
+    that may pre-empt it (`lifecycle.streams.GuardedBody` reads through it): since when the holder
     has been waiting for body bytes, and whether it was asked to stop."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -146,14 +146,14 @@ class UploadLocks:
 
     def holding(self, upload_id: str) -> Holding:
         """The lock on `upload_id`, for the task that holds it to read the body through
-        (`uploads.streams.GuardedBody`): it stops reading when a newer request or the drain
+        (`lifecycle.streams.GuardedBody`): it stops reading when a newer request or the drain
         pre-empts it."""
         return self._entries[upload_id]
 
 
 class HeldLock:
     """`UploadLocks.hold`'s context: a class rather than a generator-based context manager,
-    which costs every PATCH a generator and its frames (see `bench.instructions`)."""
+    which costs every PATCH a generator and its frames."""
 
     __slots__ = ("_entry", "_locks", "_preempt", "_upload_id", "_wait_seconds")
 

@@ -6,7 +6,7 @@ run past the upload's length, or when a newer request of the owner (or the drain
 asks the writer to stop, and records which happened, so the store always sees a well-formed
 stream and the service decides afterwards what to commit. All of it happens in one generator:
 every layer of async generator costs each body message about 2,000 instructions (a 5 MiB PATCH
-arrives in some 25 messages; `bench.instructions`).
+arrives in some 25 messages).
 """
 
 from __future__ import annotations

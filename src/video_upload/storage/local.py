@@ -20,7 +20,7 @@ is the `sync` policy:
   then reports the file's real length, the service moves the upload back to it, and the client
   sends that tail again. Nothing is lost or corrupted, only re-sent.
 - `chunk`: every write is flushed before it returns, so a committed offset never moves back; it
-  costs an fsync per PATCH (see the README's benchmarks).
+  costs an fsync per PATCH (docs/performance.md).
 
 Sidecars (a finished video's thumbnail) live in the directory `<root>/<key>.sidecar/`, beside the
 upload's file; `list_keys` reports a sidecar folder under its upload's key (so one left behind by
