@@ -153,11 +153,6 @@ async def test_a_missing_swagger_ui_package_says_to_run_make_setup(tmp_path: Pat
     assert "swagger-ui-dist" in response.text and "make setup" in response.text
 
 
-@pytest.mark.xfail(
-    reason="http/app.py still builds FastAPI with its default docs_url (Swagger UI from a CDN); "
-    "it needs FastAPI(..., docs_url=None, redoc_url=None)",
-    strict=False,
-)
 def test_the_services_own_docs_load_nothing_from_a_cdn(client: httpx.Client) -> None:
     page = client.get("/docs")
     assert page.status_code == 200

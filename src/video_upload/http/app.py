@@ -100,6 +100,10 @@ def create_app(
         summary="Resumable video uploads (tus 1.0.0) for practice sessions",
         lifespan=lifespan,
         telemetry=telemetry,
+        # /docs is served by the page's router from the service's own Swagger UI assets (no
+        # CDN, so it works offline); ReDoc is not offered
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     declare_bearer_authentication(app)

@@ -172,8 +172,10 @@ class UploadService:
                 video = await self._finish(video)
         return video
 
-    async def claim_initialised(self, user_id: str, upload_id: str, length: int | None) -> Video:
-        return await self.creation.claim_initialised(user_id, upload_id, length)
+    async def claim_initialised(
+        self, user_id: str, upload_id: str, length: int | None, raw_metadata: str | None = None
+    ) -> Video:
+        return await self.creation.claim_initialised(user_id, upload_id, length, raw_metadata)
 
     # -- reading -------------------------------------------------------------------------
 

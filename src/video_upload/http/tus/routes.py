@@ -290,10 +290,7 @@ async def create_initialised(request: Request, upload_id: str) -> Response:
         parse_metadata(raw_metadata)  # well-formed and bounded, like any creation's
         if has_body(headers):
             require_offset_content_type(headers)
-        # through `creation`: the service's own `claim_initialised` does not pass metadata on
-        video = await services.uploads.creation.claim_initialised(
-            user_id, upload_id, length, raw_metadata
-        )
+        video = await services.uploads.claim_initialised(user_id, upload_id, length, raw_metadata)
         return await respond_created(
             request, headers, services, user_id, video, endpoint, claimed=True
         )
