@@ -145,11 +145,26 @@ class Api:
         return self._json(self._send("POST", "/api/v1/sessions", json={"name": name}))
 
     def sessions(self) -> list[dict[str, Any]]:
-        """The token's user's practice sessions."""
-        return self._list(self._send("GET", "/api/v1/sessions"), "session")
+        """The token's user's practice sessions (every page)."""
+        return self._pages("/api/v1/sessions", "session")
 
     def session_videos(self, session_id: str) -> list[dict[str, Any]]:
-        return self._list(self._send("GET", f"/api/v1/sessions/{session_id}/videos"), "video")
+        """The session's videos (every page)."""
+        return self._pages(f"/api/v1/sessions/{session_id}/videos", "video")
+
+    def _pages(self, url: str, what: str, most: int = 1000) -> list[dict[str, Any]]:
+        """A list the server answers a page at a time, following its `Link: rel="next"`
+        (at most `most` pages, against a server that never stops)."""
+        items: list[dict[str, Any]] = []
+        next_url: str | None = url
+        for _ in range(most):
+            if next_url is None:
+                break
+            response = self._send("GET", next_url)
+            items += self._list(response, what)
+            following = response.links.get("next", {}).get("url")
+            next_url = str(response.url.join(following)) if following else None
+        return items
 
     # -- tus -----------------------------------------------------------------------------
 

@@ -263,13 +263,7 @@ def sessions_list_command(args: argparse.Namespace, _settings: object) -> int:
         with Api(server_url(args), token) as api:
             sessions = api.sessions()
     except ClientError as error:
-        if error.status in {404, 405}:
-            console.print(
-                f"[red]this server cannot list sessions[/] (GET /api/v1/sessions answered "
-                f"{error}); `video-upload sessions create` prints the id of each session it makes"
-            )
-        else:
-            console.print(f"[red]cannot list the sessions:[/] {error}")
+        console.print(f"[red]cannot list the sessions:[/] {error}")
         return 1
     if args.json:
         _print_json(sessions)
