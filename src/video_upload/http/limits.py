@@ -1,0 +1,192 @@
+"""The limits every request meets in the app: how many header lines it has, and how long it may
+stall once under way.
+
+The server bounds a request head's size and arrival time, an idle connection's life and an
+answer nobody reads (`http.server`). `RequestLimits`, the outermost of the app's limits,
+bounds the rest:
+
+- a request with more than `MAX_HEADER_COUNT` header lines is answered 431;
+- a wait for request body bytes that lasts `network_timeout` seconds (NETWORK_TIMEOUT_SECONDS)
+  ends in `http.disconnect`, as if the client had gone: a tus PATCH keeps what it received and
+  lets go of its upload (`lifecycle.streams`), any other request ends as for a vanished client;
+- an answer given before its request's body has all arrived (an early error, a stalled body)
+  first reads and drops what is left of the body, up to `DRAIN_BYTES` and while it keeps
+  coming (`DRAIN_WAIT_SECONDS` at most between messages), and otherwise closes the connection.
+  The rest of a body is thus never read as a next request, a client that stops sending it
+  cannot hold the connection (tus-js-client in Node stops sending a PATCH body answered 409,
+  and waits for the request to end), and a client that is still sending a small body is not
+  reset before it reads its answer.
+
+One timer per request watches the waits for body bytes, re-armed from the time the current wait
+began: a wait itself costs a clock read and no timer (a tus PATCH body arrives in dozens of
+messages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+# Browsers send about 20 header lines, proxies add a few; httparse (hyper) stops at 100.
+MAX_HEADER_COUNT = 100
+# What an early answer reads of the rest of its request's body: a default 5 MiB tus chunk.
+DRAIN_BYTES = 8 * 1024 * 1024
+DRAIN_WAIT_SECONDS = 1.0
+
+DISCONNECT: Message = {"type": "http.disconnect"}
+CONNECTION_CLOSE = (b"connection", b"close")
+TOO_MANY_HEADERS = b"the request has too many header lines\n"
+
+
+class RequestLimits:
+    """Header count, stalled bodies, answers given before the body arrived."""
+
+    def __init__(
+        self, app: ASGIApp, network_timeout: float, max_header_count: int = MAX_HEADER_COUNT
+    ) -> None:
+        self.app = app
+        self.network_timeout = network_timeout
+        self.max_header_count = max_header_count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if len(scope["headers"]) > self.max_header_count:
+            await refuse_headers(send)
+            return
+        watch = Watch(scope, receive, send, self.network_timeout)
+        try:
+            await self.app(scope, watch.receive, watch.send)
+        finally:
+            watch.stop()
+
+
+async def refuse_headers(send: Send) -> None:
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(TOO_MANY_HEADERS)).encode()),
+        CONNECTION_CLOSE,
+    ]
+    await send({"type": "http.response.start", "status": 431, "headers": headers})
+    await send({"type": "http.response.body", "body": TOO_MANY_HEADERS})
+
+
+def declares_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return value.strip() not in (b"", b"0")
+        if name == b"transfer-encoding":
+            return True
+    return False
+
+
+def expects_continue(scope: Scope) -> bool:
+    return any(name == b"expect" for name, _ in scope["headers"])
+
+
+class Watch:
+    """One request's `receive`, each wait for body bytes bounded by `timeout` seconds, and its
+    `send`, which sees that an answer leaves no body behind."""
+
+    __slots__ = (
+        "_body_complete",
+        "_draining",
+        "_expired",
+        "_loop",
+        "_receive",
+        "_receiver",
+        "_scope",
+        "_send",
+        "_since",
+        "_timeout",
+        "_timer",
+    )
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, timeout: float) -> None:
+        self._scope = scope
+        self._receive = receive
+        self._send = send
+        self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._body_complete = False
+        self._since: float | None = None  # when the current wait for body bytes began
+        self._receiver: asyncio.Task[object] | None = None
+        self._expired = False
+        self._draining = False
+
+    async def receive(self) -> Message:
+        if self._body_complete:  # only a disconnect is left to wait for: no limit
+            return await self._receive()
+        if self._expired:
+            return DISCONNECT
+        receiver = self._receiver = asyncio.current_task()
+        self._since = now = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_at(now + self._timeout, self._check)
+        try:
+            message = await self._receive()
+        except asyncio.CancelledError:
+            if self._expired and receiver is not None and receiver.uncancel() == 0:
+                if not self._draining:
+                    log.info(
+                        "%s %s: no body bytes for %ss; the request ends as if the client had gone",
+                        self._scope["method"],
+                        self._scope["path"],
+                        self._timeout,
+                    )
+                return DISCONNECT
+            raise
+        finally:
+            self._since = None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self._body_complete = True
+        return message
+
+    async def send(self, message: Message) -> None:
+        if (
+            message["type"] == "http.response.start"
+            and not self._body_complete
+            and declares_body(self._scope)
+            and not await self._drain()
+        ):
+            message = {**message, "headers": [*message.get("headers", ()), CONNECTION_CLOSE]}
+        await self._send(message)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def _drain(self) -> bool:
+        """Read and drop the rest of the body, within bounds; whether it all arrived."""
+        if self._expired or expects_continue(self._scope):  # no body is coming unasked
+            return False
+        self.stop()  # the drain's own, shorter, waits
+        self._timeout = min(self._timeout, DRAIN_WAIT_SECONDS)
+        self._draining = True
+        dropped = 0
+        while not self._body_complete and not self._expired and dropped <= DRAIN_BYTES:
+            message = await self.receive()
+            if message["type"] != "http.request":
+                return False
+            dropped += len(message.get("body", b""))
+        return self._body_complete and not self._expired
+
+    def _check(self) -> None:
+        """The timer: cancel a wait that has lasted the timeout, else look again when the
+        current one would reach it (no wait: the next one arms the timer anew)."""
+        self._timer = None
+        since = self._since
+        if since is None or self._receiver is None:
+            return
+        if self._loop.time() - since >= self._timeout:
+            self._expired = True
+            self._receiver.cancel()
+        else:
+            self._timer = self._loop.call_at(since + self._timeout, self._check)
