@@ -4,9 +4,11 @@ stopping when the upload's writer is pre-empted.
 The guard ends the stream (instead of raising) when the client disconnects, when the body would
 run past the upload's length, or when a newer request of the owner (or the drain at shutdown)
 asks the writer to stop, and records which happened, so the store always sees a well-formed
-stream and the service decides afterwards what to commit. All of it happens in one generator:
-every layer of async generator costs each body message about 2,000 instructions (a 5 MiB PATCH
-arrives in some 25 messages).
+stream and the service decides afterwards what to commit. A body that brings no bytes for
+NETWORK_TIMEOUT_SECONDS ends as a disconnect (the HTTP layer's `http.limits` hands the body's
+reader `http.disconnect`), so a stalled PATCH keeps what it received and lets go of its upload.
+All of it happens in one generator: every layer of async generator costs each body message about
+2,000 instructions (a 5 MiB PATCH arrives in some 25 messages).
 """
 
 from __future__ import annotations
