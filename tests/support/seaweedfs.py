@@ -286,10 +286,6 @@ class SeaweedFS:
         """SIGTERM, then SIGKILL after a short grace; removes the stored data (the whole
         directory if it was a throwaway one of its own) and the server's sockets in /tmp."""
         self._terminate()
-        for path in self._grpc_sockets():
-            with contextlib.suppress(OSError):
-                if path.is_socket():
-                    path.unlink()
         if self._remove_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         else:
@@ -312,6 +308,10 @@ class SeaweedFS:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+        for path in self._grpc_sockets():
+            with contextlib.suppress(OSError):
+                if path.is_socket():
+                    path.unlink()
 
     def __enter__(self) -> SeaweedFS:
         return self
