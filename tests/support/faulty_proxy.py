@@ -60,7 +60,7 @@ class FaultyProxy:
             return web.Response(status=503, text="<Error><Code>SlowDown</Code></Error>")
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
-        headers["Host"] = self.upstream.split("://", 1)[1]
+        headers["Host"] = request.host  # signed by the client (SigV4): forwarded unchanged
         async with self._session.request(
             request.method, self.upstream + request.path_qs, headers=headers, data=body
         ) as upstream:
