@@ -1,6 +1,6 @@
 // The documentation's JavaScript flow, step by step: REST init, a tus upload to the returned
-// upload_url, then REST complete from onSuccess. Node needs absolute URLs, so the endpoint is
-// baseUrl + upload_url. Prints {"upload_id", "upload_url", "tus_url", "video_id", "status"}.
+// upload_url (absolute: Node has no page to resolve a relative URL against), then REST complete
+// from onSuccess. Prints {"upload_id", "upload_url", "tus_url", "video_id", "status"}.
 //
 //   node doc_flow.mjs --base-url http://127.0.0.1:8000 --token JWT --session-id UUID \
 //        --file practice_video.mp4 [--duration 180]
@@ -33,7 +33,7 @@ async function main() {
   // Create TUS upload, complete it from onSuccess
   const video = await new Promise((resolve, reject) => {
     const upload = new tus.Upload(createReadStream(file), {
-      endpoint: baseUrl + uploadUrl,
+      endpoint: uploadUrl,
       retryDelays: [0, 1000],
       metadata: {
         filename,
