@@ -125,13 +125,15 @@ class Watch:
             return await self._receive()
         if self._expired:
             return DISCONNECT
-        receiver = self._receiver = asyncio.current_task()
         self._since = now = self._loop.time()
         if self._timer is None:
+            if self._receiver is None:  # one task reads a body (`asyncio.current_task` costs)
+                self._receiver = asyncio.current_task()
             self._timer = self._loop.call_at(now + self._timeout, self._check)
         try:
             message = await self._receive()
         except asyncio.CancelledError:
+            receiver = self._receiver
             if self._expired and receiver is not None and receiver.uncancel() == 0:
                 if not self._draining:
                     log.info(
