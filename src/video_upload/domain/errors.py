@@ -105,3 +105,34 @@ ERR_CREATION_RATE = ErrorKind(
     "rate_limited", 429, "too many uploads started in the last minute", {"Retry-After": "60"}
 )
 REJECTIONS = {kind.code: kind for kind in (ERR_INVALID_VIDEO, ERR_VIDEO_TOO_LONG, ERR_PROBE_FAILED)}
+# Direct uploads (see lifecycle.direct): the client sends its parts straight to S3 through
+# presigned UploadPart URLs, and the service creates, lists, completes and aborts the upload.
+ERR_DIRECT_UNAVAILABLE = ErrorKind(
+    "direct_uploads_unavailable",
+    404,
+    "direct uploads need S3 storage (STORAGE_BACKEND=s3); upload with tus instead",
+)
+ERR_NOT_DIRECT = ErrorKind(
+    "not_a_direct_upload", 409, "this upload takes its bytes through tus, not presigned parts"
+)
+ERR_DIRECT_ONLY = ErrorKind(
+    "direct_upload",
+    409,
+    "this upload's parts go straight to S3 through presigned URLs; tus cannot write to it",
+)
+ERR_KEY_MISMATCH = ErrorKind("key_mismatch", 400, "key does not name this upload's object")
+ERR_INVALID_PART_NUMBER = ErrorKind(
+    "invalid_part_number", 400, "the part number is outside what the declared file size allows"
+)
+ERR_UPLOAD_FINISHED = ErrorKind("upload_already_completed", 409, "this upload is already complete")
+ERR_PARTS_INCOMPLETE = ErrorKind(
+    "parts_incomplete", 409, "the parts S3 holds do not add up to the declared file size"
+)
+ERR_PART_MISMATCH = ErrorKind(
+    "part_mismatch", 409, "S3 holds another version of a part than the client uploaded"
+)
+ERR_MULTIPART_REQUIRED = ErrorKind(
+    "multipart_required",
+    400,
+    "direct uploads are multipart only: set Uppy's shouldUseMultipart to true",
+)

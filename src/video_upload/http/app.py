@@ -21,7 +21,7 @@ from video_upload.http.limits import RequestLimits
 from video_upload.http.middleware import MethodOverrideMiddleware
 from video_upload.http.observe import Observe
 from video_upload.http.page.routes import router as webui_router
-from video_upload.http.rest import sessions, uploads, videos
+from video_upload.http.rest import direct, sessions, uploads, videos
 from video_upload.http.rest.errors import install_error_handlers
 from video_upload.http.rest.openapi import declare_bearer_authentication
 from video_upload.http.services import Services, services_of
@@ -111,6 +111,7 @@ def create_app(
     app.include_router(uploads.router)
     app.include_router(videos.router)
     app.include_router(sessions.router)
+    app.include_router(direct.router)
     app.include_router(webui_router)
 
     @app.get("/healthz", tags=["health"])

@@ -23,6 +23,9 @@ Rules:
 - Rows are read in pages of `batch_size`, ordered by `(upload_expires_at, upload_id)` with
   keyset pagination, so any number of expired rows is processed in bounded memory and a skipped
   row is not read again in the same round.
+- Direct uploads (`lifecycle.direct`: parts PUT by the client to presigned S3 URLs) expire
+  alike: their expiry moves with each part signed or listing of parts, and `store.terminate`
+  aborts their multipart upload, with every part the client sent.
 - Orphans: keys the store holds (`OrphanListingStore.list_keys`) that were last written more than
   the expiration period ago and that no live row needs (a crash between creating the storage and
   committing the row, or a cleanup interrupted between its claim and `terminate`: rows marked

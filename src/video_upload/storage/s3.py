@@ -87,16 +87,18 @@ from video_upload.storage.s3_parts import (
     staging_key,
     staging_prefix,
 )
-from video_upload.storage.s3_requests import S3Requests, S3StorageError
+from video_upload.storage.s3_presign import S3DirectUploads
+from video_upload.storage.s3_requests import S3StorageError
 
 READ_CHUNK = 256 * 1024
 FETCH_CONCURRENCY = 8
 
 
-class S3Store(S3Requests):
-    """Keeps uploads as S3 multipart uploads; implements UploadStore, ConcatenatingStore and
-    OrphanListingStore. Build it with `await S3Store.open(settings)`; the request counters
-    (`request_counts`, `bytes_sent`, `bytes_received`, `bytes_copied`) come from S3Requests."""
+class S3Store(S3DirectUploads):
+    """Keeps uploads as S3 multipart uploads; implements UploadStore, ConcatenatingStore,
+    OrphanListingStore and DirectUploadStore (`s3_presign`). Build it with
+    `await S3Store.open(settings)`; the request counters (`request_counts`, `bytes_sent`,
+    `bytes_received`, `bytes_copied`) come from S3Requests."""
 
     def __init__(self, client: Any, settings: Settings, stack: AsyncExitStack | None = None):
         super().__init__(client, settings.s3_bucket_name)
@@ -115,6 +117,7 @@ class S3Store(S3Requests):
             max_pool_connections=32,
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
+            signature_version="s3v4",  # presigned URLs too (botocore presigns SigV2 otherwise)
         )
         stack = AsyncExitStack()
         try:
@@ -155,6 +158,7 @@ class S3Store(S3Requests):
         return state.to_dict()
 
     async def write(self, upload: StoredUpload, stream: ByteStream) -> WriteResult:
+        self.refuse_direct_write(upload)
         state = self._state(upload)
         state.check_unfinished(upload.offset)
         if state.consumed:
