@@ -4,7 +4,9 @@ The browser test runs `web/tests/upload-page.mjs` (playwright-core from `web/nod
 Debian's Chromium at /usr/bin/chromium) against a live server that includes the page's router.
 The page records its own test clip with MediaRecorder, uploads it with tus-js-client, pauses
 mid-way, resumes, survives a page reload (the same file picked again continues where the server
-stopped), and plays the finished video. Screenshots land in `test-artifacts/`.
+stopped), and plays the finished video through the signed URL `/playback` gives (the service's
+signed content URL on the local store, a presigned URL straight to SeaweedFS on S3), streamed
+with Range requests and no token. Screenshots land in `test-artifacts/`.
 Without Chromium or node_modules the test is skipped, or fails when CI=true.
 """
 
@@ -18,6 +20,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -92,7 +95,7 @@ def browser_prerequisites() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite-local", "sqlite-s3"])
 def page_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
@@ -101,9 +104,10 @@ def page_server(
         if IN_CI:
             pytest.fail(missing)
         pytest.skip(missing)
-    settings = make_settings(request, tmp_path_factory.mktemp("web-page"), "sqlite-local")
+    backend: str = request.param
+    settings = make_settings(request, tmp_path_factory.mktemp("web-page"), backend)
     migrate(settings.resolved_database_url)
-    live = start_server("web-page", settings, routers=[webui.router])
+    live = start_server(f"web-page-{backend}", settings, routers=[webui.router])
     yield live
     live.stop()
 
@@ -141,6 +145,23 @@ def test_upload_pause_resume_and_play_in_a_browser(page_server: LiveServer) -> N
     ]
     assert result["player"]["readyState"] >= 2
     assert result["player"]["width"] == 640
+
+    # It played from the signed URL, streamed: no request for the bytes carried the token, and
+    # the player asked for ranges (Chromium starts with `bytes=0-`), each answered 200 or 206.
+    assert result["playback_answers"] == [200]
+    src = urlsplit(result["player"]["src"])
+    if page_server.settings.storage_backend == "s3":
+        assert f"{src.scheme}://{src.netloc}" == page_server.settings.s3_endpoint_url
+    else:
+        assert f"{src.scheme}://{src.netloc}" == page_server.base_url
+        assert src.path == f"/api/v1/videos/{result['video_id']}/content"
+        assert "signature=" in src.query
+    media = result["media_requests"]
+    assert media, "the player fetched nothing"
+    assert all(request["url"] == result["player"]["src"] for request in media)
+    assert not [request for request in media if request["authorization"]]
+    assert any(request["range"] for request in media)
+    assert {request["status"] for request in media} <= {200, 206}
 
     clip = Path(result["clip_path"]).read_bytes()
     content = httpx.get(

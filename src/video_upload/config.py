@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # The service's address as clients reach it (`https://uploads.example.org`, maybe with a
     # path prefix): absolute upload URLs are built on it. Empty: from each request's Host.
     public_base_url: str = ""
+    # Signed playback URLs (`GET /api/v1/videos/{id}/playback`): how long one stays valid (a
+    # <video> element keeps asking for ranges while it plays; S3 allows at most 7 days), and the
+    # HMAC key of the local store's signed content URLs. Empty: derived from an HS* JWT secret,
+    # or with RS256/ES256 generated into DATA_DIR (set it when nodes share no DATA_DIR).
+    playback_url_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    playback_signing_key: SecretStr = SecretStr("")
 
     aws_access_key_id: str = ""
     aws_secret_access_key: SecretStr = SecretStr("")
@@ -116,6 +122,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"JWT_SECRET must be at least {MIN_HMAC_SECRET_BYTES} bytes long "
                 "(or unset, to have one generated in DATA_DIR)"
+            )
+        return value
+
+    @field_validator("playback_signing_key")
+    @classmethod
+    def _playback_key_long_enough(cls, value: SecretStr) -> SecretStr:
+        key = value.get_secret_value()
+        if key and len(key.encode()) < MIN_HMAC_SECRET_BYTES:
+            raise ValueError(
+                f"PLAYBACK_SIGNING_KEY must be at least {MIN_HMAC_SECRET_BYTES} bytes long "
+                "(or unset, to have one derived or generated)"
             )
         return value
 

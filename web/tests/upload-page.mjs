@@ -11,7 +11,10 @@
 // with ?chunkSize=65536 so the ~1 MB clip takes many PATCHes. Request interception holds back
 // the third PATCH: the test pauses while the upload is really mid-way, checks the server's
 // offset and resumes; it holds the sixth and reloads the page, picks the same file again and
-// expects tus-js-client to find the earlier upload and go on from the server's offset.
+// expects tus-js-client to find the earlier upload and go on from the server's offset. Then it
+// plays the video: the player streams the signed URL the page got from `/playback` (the
+// service's signed content URL, or a presigned S3 URL), and every request for the video's bytes
+// is recorded, to show that none carried the token and that the player asked for ranges.
 // Prints one JSON line of findings; exits non-zero on failure.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -203,6 +206,23 @@ async function main() {
     await page.waitForSelector(item);
 
     step('play it back');
+    const mediaRequests = []; // what the player fetched: the video's bytes, by its signed URL
+    const playbackAnswers = [];
+    page.on('response', (response) => {
+      const request = response.request();
+      const path = new URL(request.url()).pathname;
+      if (path.endsWith('/playback')) playbackAnswers.push(response.status());
+      if (request.resourceType() === 'media' || path.endsWith('/content')) {
+        const headers = request.headers();
+        mediaRequests.push({
+          url: request.url(),
+          method: request.method(),
+          authorization: 'authorization' in headers,
+          range: headers.range || null,
+          status: response.status(),
+        });
+      }
+    });
     await page.click(`${item} button.play`);
     await page.waitForFunction(() => {
       const player = document.querySelector('#player');
@@ -211,7 +231,12 @@ async function main() {
     const player = await page.evaluate(() => {
       const video = document.querySelector('#player');
       video.pause();
-      return { readyState: video.readyState, width: video.videoWidth, height: video.videoHeight };
+      return {
+        readyState: video.readyState,
+        width: video.videoWidth,
+        height: video.videoHeight,
+        src: video.currentSrc,
+      };
     });
     await page.screenshot({ path: join(ARTIFACT_DIR, 'web-page.png'), fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
@@ -230,6 +255,8 @@ async function main() {
       paused_offset: paused.offset,
       final_videos: finalVideos.map((video) => ({ id: video.id, status: video.status, size: video.size })),
       player,
+      playback_answers: playbackAnswers,
+      media_requests: mediaRequests,
       page_errors: pageErrors,
     };
     step('done');

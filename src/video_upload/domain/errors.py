@@ -104,6 +104,13 @@ ERR_STORED_QUOTA = ErrorKind("storage_quota_exceeded", 413, "your videos would e
 ERR_CREATION_RATE = ErrorKind(
     "rate_limited", 429, "too many uploads started in the last minute", {"Retry-After": "60"}
 )
+# Signed playback URLs (see http.signed_urls): only a completed video gets one; a URL whose
+# signature does not match, or whose time is up, is refused whoever sends it.
+ERR_VIDEO_NOT_READY = ErrorKind(
+    "video_not_ready", 409, "only a completed video can be played; complete the upload first"
+)
+ERR_BAD_SIGNATURE = ErrorKind("invalid_signature", 403, "the URL's signature is not valid")
+ERR_SIGNATURE_EXPIRED = ErrorKind("signature_expired", 403, "the signed URL has expired")
 REJECTIONS = {kind.code: kind for kind in (ERR_INVALID_VIDEO, ERR_VIDEO_TOO_LONG, ERR_PROBE_FAILED)}
 # Direct uploads (see lifecycle.direct): the client sends its parts straight to S3 through
 # presigned UploadPart URLs, and the service creates, lists, completes and aborts the upload.

@@ -8,8 +8,9 @@ back. A write that was never committed (a crash, a checksum mismatch, a lost rac
 simply forgotten: stores must make writes at an offset idempotent, so that the next write from the
 committed offset overwrites whatever an abandoned one left behind.
 
-Optional capabilities (concatenation, orphan listing, sidecars) are separate protocols, so the
-protocol layer can advertise exactly what the configured store supports.
+Optional capabilities (concatenation, orphan listing, sidecars, signed playback URLs) are
+separate protocols, so the protocol layer can advertise exactly what the configured store
+supports.
 """
 
 from __future__ import annotations
@@ -166,6 +167,20 @@ class SidecarStore(Protocol):
 
     async def read_sidecar(self, key: str, name: str) -> bytes | None:
         """The sidecar's bytes, or None when the upload has no such sidecar."""
+        ...
+
+
+@runtime_checkable
+class PlaybackSigningStore(Protocol):
+    """A store that can hand a browser a short-lived URL to read a finished upload from itself
+    (S3: a presigned GetObject), so that playback does not pass through the service. Stores
+    without it are played through the service's own signed content URL."""
+
+    async def playback_url(
+        self, upload: StoredUpload, content_type: str, expires_seconds: int
+    ) -> str:
+        """An absolute URL that answers GET (with Range) with the finished upload's bytes and
+        `content_type`, for `expires_seconds`, to whoever holds it."""
         ...
 
 

@@ -393,3 +393,26 @@ class S3Store(S3DirectUploads):
     async def _remove_staging(self, object_key: str) -> None:
         prefix = staging_prefix(object_key)
         await self._delete_objects([str(item["Key"]) async for item in self._list_objects(prefix)])
+
+    async def playback_url(
+        self, upload: StoredUpload, content_type: str, expires_seconds: int
+    ) -> str:
+        """A presigned GetObject URL of the finished upload's object (PlaybackSigningStore),
+        answered with `content_type`. Signed locally with the client's credentials: no request
+        is sent, and the URL reaches S3 at S3_ENDPOINT_URL, as the service does."""
+        state = self._state(upload)
+        if not state.finished:
+            raise StorageError("only a finished upload can be played", retryable=False)
+        params = {
+            "Bucket": self.bucket,
+            "Key": state.object_key,
+            "ResponseContentType": content_type,
+        }
+        try:
+            url = await self._client.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=expires_seconds
+            )
+        except (BotoCoreError, ValueError) as error:
+            message = f"cannot presign the video's URL: {error}"
+            raise StorageError(message, retryable=False) from None
+        return str(url)

@@ -1,4 +1,10 @@
-"""Reading videos back: one record, its bytes with HTTP Range support, its thumbnail."""
+"""Reading videos back: one record, its bytes with HTTP Range support, a signed playback URL,
+its thumbnail.
+
+The bytes answer the owner's token, or instead a signed URL that `/playback` handed out (its
+`expires` and `signature` query parameters; see `http.signed_urls`), which a `<video>` element
+can use since it cannot send an Authorization header.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,12 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
 from video_upload.domain.errors import (
     ERR_CONTENT_MISSING,
@@ -18,8 +27,11 @@ from video_upload.domain.errors import (
     ServiceError,
 )
 from video_upload.domain.records import Video
+from video_upload.http import signed_urls
 from video_upload.http.rest.deps import CatalogDep, CurrentUser
 from video_upload.http.rest.schemas import ERROR_RESPONSES, ErrorResponse, VideoOut
+from video_upload.http.services import services_of
+from video_upload.http.tus.bounds import usable_user_id
 from video_upload.storage.base import ByteRange, StorageError
 
 log = logging.getLogger(__name__)
@@ -80,12 +92,63 @@ async def get_video(video_id: uuid.UUID, user: CurrentUser, catalog: CatalogDep)
     return VideoOut.of(await catalog.video(user, video_id))
 
 
+class PlaybackOut(BaseModel):
+    url: str = Field(
+        description="absolute; GET (with Range) needs no Authorization header until expires_at"
+    )
+    expires_at: datetime
+
+
+@router.get(
+    "/{video_id}/playback",
+    response_model=PlaybackOut,
+    responses={
+        404: {"model": ErrorResponse, "description": "No such video, or it was rejected"},
+        409: {"model": ErrorResponse, "description": "The video is not completed (yet)"},
+    },
+)
+async def video_playback(
+    video_id: uuid.UUID, request: Request, user: CurrentUser, catalog: CatalogDep
+) -> PlaybackOut:
+    """A short-lived URL to play a completed video from, for a `<video src>`: a presigned S3
+    GetObject on S3, the content endpoint with an HMAC signature and expiry on the local store.
+    It expires after `PLAYBACK_URL_SECONDS`; ask again for a new one."""
+    video = await catalog.video(user, video_id)
+    found = await signed_urls.playback(request, video)
+    return PlaybackOut(url=found.url, expires_at=found.expires_at)
+
+
+async def _reader(
+    video_id: uuid.UUID,
+    request: Request,
+    expires: Annotated[
+        str | None,
+        Query(description="with `signature`: a signed URL from `/playback`, no token needed"),
+    ] = None,
+    signature: Annotated[str | None, Query(description="HMAC-SHA256 from `/playback`")] = None,
+) -> str:
+    """Who reads the bytes: the video's owner when the query carries a valid signed URL's
+    parameters (403 when they are wrong or expired), else the bearer token's user."""
+    if expires is not None or signature is not None:
+        signed_urls.check_signed(request, video_id, expires, signature)
+        return await signed_urls.owner_of(services_of(request), video_id)
+    authenticator = services_of(request).authenticator
+    return usable_user_id(authenticator.user_from_header(request.headers.get("authorization")))
+
+
+ContentReader = Annotated[str, Depends(_reader)]
+
+
 @router.get(
     "/{video_id}/content",
     response_class=StreamingResponse,
     responses={
         200: {"content": {"video/mp4": {}}},
         206: {"description": "Partial content"},
+        403: {
+            "model": ErrorResponse,
+            "description": "Another user's video, or a signed URL that is invalid or expired",
+        },
         416: {"model": ErrorResponse, "description": "Range not satisfiable"},
         404: {
             "model": ErrorResponse,
@@ -94,10 +157,11 @@ async def get_video(video_id: uuid.UUID, user: CurrentUser, catalog: CatalogDep)
     },
 )
 async def video_content(
-    video_id: uuid.UUID, request: Request, user: CurrentUser, catalog: CatalogDep
+    video_id: uuid.UUID, request: Request, user: ContentReader, catalog: CatalogDep
 ) -> Response:
-    """The video's bytes (a single `Range` gives 206). Storage is read before the answer
-    starts: bytes that are gone answer 404 `content_missing`, a storage outage 503."""
+    """The video's bytes (a single `Range` gives 206), for the owner's token or a signed URL
+    from `/playback`. Storage is read before the answer starts: bytes that are gone answer 404
+    `content_missing`, a storage outage 503."""
     video = await catalog.video(user, video_id)
     size = video.upload_offset
     byte_range = parse_range(request.headers.get("range"), size)
@@ -118,7 +182,7 @@ async def video_content(
 
 @router.head("/{video_id}/content", response_class=Response, responses={200: {}})
 async def video_content_head(
-    video_id: uuid.UUID, user: CurrentUser, catalog: CatalogDep
+    video_id: uuid.UUID, user: ContentReader, catalog: CatalogDep
 ) -> Response:
     """What GET would send, without the bytes: length, type, `Accept-Ranges`. The last byte is
     read from storage, so bytes that are gone or cut short answer 404 here too."""

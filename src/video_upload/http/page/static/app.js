@@ -26,7 +26,7 @@
 
   let upload = null; // the current tus.Upload
   let uploadState = 'idle'; // idle | uploading | paused | completing | done | error
-  let playerUrl = null; // the Blob URL the player holds, revoked when replaced
+  let playing = null; // { video, expiresAt } of what the player holds
 
   // -- small helpers -----------------------------------------------------------------------
 
@@ -325,7 +325,7 @@
     return item;
   }
 
-  // Thumbnails need the token too, so they are fetched into Blob URLs like the videos.
+  // Thumbnails need the token too, so they are fetched into Blob URLs (they are small).
   function thumbnailOf(video) {
     const image = document.createElement('img');
     image.className = 'thumb';
@@ -337,29 +337,48 @@
     return image;
   }
 
-  // Playback. A <video src> request cannot carry the Authorization header, and the service
-  // has no cookie or signed-URL access, so the page fetches the bytes with the token and plays
-  // them from a Blob URL. The whole file is downloaded before it plays: fine for practice clips
-  // (minutes long), and it needs nothing added to the server. Longer videos would want a
-  // short-lived signed URL from the server, which would let the player stream with Range.
+  // Playback. A <video src> request cannot carry the Authorization header, so the page asks the
+  // server for a short-lived signed URL (`/playback`: a presigned S3 URL, or the content
+  // endpoint with a signature) and hands it to the player, which streams it with Range
+  // requests: playback starts at once and seeking fetches only what it needs. A URL that
+  // expires while the video is paused is renewed on the player's error, where it stopped.
+  async function playbackUrl(video) {
+    const answer = await api(`/videos/${encodeURIComponent(video.id)}/playback`);
+    return { url: answer.url, expiresAt: Date.parse(answer.expires_at) };
+  }
+
   async function playVideo(video, button) {
     button.disabled = true;
     el.playerCaption.textContent = `Loading ${video.filename}…`;
     el.playerBox.hidden = false;
     try {
-      const response = await fetch(`${API}/videos/${encodeURIComponent(video.id)}/content`, { headers: authHeaders() });
-      if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
-      const blob = await response.blob();
-      if (playerUrl) URL.revokeObjectURL(playerUrl);
-      playerUrl = URL.createObjectURL(blob);
-      el.player.src = playerUrl;
+      const { url, expiresAt } = await playbackUrl(video);
+      playing = { video, expiresAt };
+      el.player.src = url;
       el.player.dataset.videoId = video.id;
-      el.playerCaption.textContent = `${video.filename} · ${humanSize(blob.size)}`;
+      el.playerCaption.textContent = `${video.filename} · ${humanSize(video.size)}`;
       el.player.play().catch(() => { /* autoplay refused: the controls are there */ });
     } catch (error) {
       el.playerCaption.textContent = `Cannot play ${video.filename}: ${error.message}`;
     } finally {
       button.disabled = false;
+    }
+  }
+
+  async function renewExpiredUrl() {
+    if (!playing || Date.now() < playing.expiresAt) {
+      if (playing) el.playerCaption.textContent = `Cannot play ${playing.video.filename}.`;
+      return;
+    }
+    const { video } = playing;
+    const position = el.player.currentTime;
+    try {
+      const { url, expiresAt } = await playbackUrl(video);
+      playing = { video, expiresAt };
+      el.player.src = url;
+      el.player.currentTime = position;
+    } catch (error) {
+      el.playerCaption.textContent = `Cannot play ${video.filename}: ${error.message}`;
     }
   }
 
@@ -401,6 +420,7 @@
     el.pause.addEventListener('click', pauseUpload);
     el.resume.addEventListener('click', resumeUpload);
     el.refresh.addEventListener('click', refreshVideos);
+    el.player.addEventListener('error', renewExpiredUrl);
     if (!window.tus || !window.tus.isSupported) explainMissingTus();
     refreshButtons();
     refreshVideos();
