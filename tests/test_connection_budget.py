@@ -24,7 +24,13 @@ from tests.support import postgres
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import auth, create_upload, patch_headers
 from video_upload.config import Settings
-from video_upload.persistence.engine import migrate, pool_limits
+from video_upload.persistence.engine import (
+    create_chunk_engine,
+    create_engine,
+    migrate,
+    pool_limits,
+)
+from video_upload.persistence.postgres_direct import PostgresDriver
 
 BUDGET = 3
 UPLOADS = 12
@@ -42,6 +48,20 @@ def test_both_pools_together_never_exceed_the_budget(budget: int) -> None:
 def test_the_default_budget_keeps_the_pools_measured_in_the_benchmarks() -> None:
     main, chunk = pool_limits(Settings(_env_file=None).database_max_connections)  # type: ignore[call-arg]
     assert (main.size, main.overflow, chunk.size, chunk.overflow) == (10, 20, 5, 15)
+
+
+@pytest.mark.parametrize("budget", [2, 7, 50])
+def test_the_per_chunk_statements_pool_takes_the_rest_of_the_budget(budget: int) -> None:
+    url = "postgresql+asyncpg://nobody@127.0.0.1:1/nothing"  # nothing connects before a statement
+    engine = create_engine(url, budget)
+    try:
+        chunks = create_chunk_engine(url, engine, budget)
+        assert isinstance(chunks, PostgresDriver)
+        main, chunk = pool_limits(budget)
+        assert engine.pool.size() == main.size  # type: ignore[attr-defined]
+        assert chunks.max_size == chunk.most == budget - main.most
+    finally:
+        asyncio.run(engine.dispose())
 
 
 def test_a_budget_below_one_connection_per_pool_is_refused() -> None:

@@ -1,9 +1,9 @@
 """The per-chunk statements on SQLite: run on the event loop's thread when the write lock is free,
-through the pool (waiting their turn) when it is not, never half applied, the WAL kept bounded.
+on a worker thread that waits its turn when it is not, never half applied, the WAL kept bounded.
 
-These talk to a real SQLite file through the service's own engine and executor; a statement on a
-small table of their own stands in for the lease and offset statements (same executor, same code
-path), so each test can count exactly how often a statement was applied.
+These talk to a real SQLite file through the service's own driver (`SQLiteDriver`); a statement
+on a small table of their own stands in for the lease and offset statements (same driver, same
+code path), so each test can count exactly how often a statement was applied.
 """
 
 from __future__ import annotations
@@ -14,27 +14,23 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 
-from video_upload.persistence.direct import DirectExecutor, DirectStatement, sqlite_file
+from video_upload.domain.errors import ERR_DATABASE_UNAVAILABLE, ServiceError
+from video_upload.persistence.chunks import ChunkStatements
+from video_upload.persistence.column_codecs import Kind
+from video_upload.persistence.direct import Statement, sqlite_file
 from video_upload.persistence.engine import create_engine
+from video_upload.persistence.errors import is_unavailable, raise_if_unavailable
+from video_upload.persistence.sqlite_direct import SQLiteDriver
 
-counters = Table(
-    "counters",
-    MetaData(),
-    Column("id", String, primary_key=True),
-    Column("value", Integer, nullable=False),
-)
-INCREMENT = (
-    update(counters)
-    .where(counters.c.id == bindparam("target"))
-    .values(value=counters.c.value + bindparam("step"))
-    .returning(counters.c.value)
+INCREMENT = Statement(
+    "UPDATE counters SET value = value + $2 WHERE id = $1 RETURNING value",
+    parameters=(Kind.PLAIN, Kind.PLAIN),
+    returns=(Kind.PLAIN,),
 )
 
-READ = select(counters.c.value).where(counters.c.id == bindparam("target"))
+READ = Statement("SELECT value FROM counters WHERE id = $1", (Kind.PLAIN,), (Kind.PLAIN,))
 
 
 def make_database(path: Path) -> str:
@@ -54,6 +50,19 @@ def counter_value(path: Path) -> int:
     return int(value)
 
 
+class LockHolder:
+    """Another writer (a cleanup, another process) holding the write lock until `release`."""
+
+    def __init__(self, database: Path) -> None:
+        self.connection = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        self.connection.execute("BEGIN IMMEDIATE")
+        self.connection.execute("UPDATE counters SET value = value + 10 WHERE id = 'a'")
+
+    def release(self) -> None:
+        self.connection.execute("COMMIT")
+        self.connection.close()
+
+
 @pytest.fixture
 def database(tmp_path: Path) -> Path:
     path = tmp_path / "chunks.db"
@@ -62,55 +71,90 @@ def database(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def executor(database: Path) -> AsyncIterator[DirectExecutor]:
-    engine = create_engine(f"sqlite+aiosqlite:///{database}")
-    runner = DirectExecutor(engine)
+async def driver(database: Path) -> AsyncIterator[SQLiteDriver]:
+    runner = SQLiteDriver(str(database))
     try:
         yield runner
     finally:
         await runner.close()
-        await engine.dispose()
 
 
-def increment(executor: DirectExecutor) -> DirectStatement:
-    return executor.prepare(INCREMENT, [counters.c.value])
+async def increment(driver: SQLiteDriver, step: int | None) -> list[list[object]]:
+    return await driver.run(driver.prepare(INCREMENT), ("a", step))
 
 
 async def test_a_chunk_statement_runs_while_the_pooled_connection_is_lent_out(
-    executor: DirectExecutor, database: Path
+    driver: SQLiteDriver, database: Path
 ) -> None:
-    statement = increment(executor)
-    async with executor.engine.connect() as lent:  # the pool's only connection, busy reading
-        await lent.exec_driver_sql("SELECT 1")
-        rows = await executor.run(statement, {"target": "a", "step": 1})
-    assert rows == [{"value": 1}]
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    try:
+        async with engine.connect() as lent:  # the pool's only connection, busy reading
+            await lent.exec_driver_sql("SELECT 1")
+            rows = await increment(driver, 1)
+    finally:
+        await engine.dispose()
+    assert rows == [[1]]
+    assert counter_value(database) == 1
+
+
+async def test_a_chunk_statement_runs_on_the_loops_thread_while_the_write_lock_is_free(
+    driver: SQLiteDriver, database: Path
+) -> None:
+    running = asyncio.ensure_future(increment(driver, 1))
+    await asyncio.sleep(0)  # one turn of the loop: done already, no other thread involved
+    assert running.done()
+    assert await running == [[1]]
     assert counter_value(database) == 1
 
 
 async def test_a_chunk_statement_waits_for_a_write_lock_held_elsewhere_and_applies_once(
-    executor: DirectExecutor, database: Path
+    driver: SQLiteDriver, database: Path
 ) -> None:
-    statement = increment(executor)
-    other = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    other = LockHolder(database)
     try:
-        other.execute("BEGIN IMMEDIATE")  # another writer: a cleanup, another process
-        other.execute("UPDATE counters SET value = value + 10 WHERE id = 'a'")
-        running = asyncio.ensure_future(executor.run(statement, {"target": "a", "step": 1}))
+        running = asyncio.ensure_future(increment(driver, 1))
         await asyncio.sleep(0)  # one turn of the loop: the statement finds the lock taken
+        assert not running.done()  # waiting on the worker thread, not on the loop's
+        await asyncio.sleep(0.05)
         assert not running.done()
-        other.execute("COMMIT")
-        rows = await running
     finally:
-        other.close()
-    assert rows == [{"value": 11}]  # after the other writer's change, applied exactly once
+        other.release()
+    rows = await running
+    assert rows == [[11]]  # after the other writer's change, applied exactly once
     assert counter_value(database) == 11
 
 
+async def test_a_lock_held_past_the_busy_timeout_is_the_retryable_503(database: Path) -> None:
+    driver = SQLiteDriver(str(database), busy_timeout=0.2)
+    other = LockHolder(database)
+    try:
+        with pytest.raises(sqlite3.OperationalError) as raised:
+            await increment(driver, 1)
+        with pytest.raises(ServiceError) as unavailable:  # what `ChunkStatements` raises
+            raise_if_unavailable(raised.value)
+        assert unavailable.value.kind == ERR_DATABASE_UNAVAILABLE
+    finally:
+        other.release()
+        await driver.close()
+    assert counter_value(database) == 10  # the timed-out statement changed nothing
+
+
+async def test_a_missing_table_is_not_the_retryable_503(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    driver = SQLiteDriver(str(empty))
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="no such table") as raised:
+            await ChunkStatements(driver).read("some-upload")
+    finally:
+        await driver.close()
+    assert not is_unavailable(raised.value)
+
+
 async def test_a_chunk_statement_leaves_the_write_lock_free_as_soon_as_it_returns(
-    executor: DirectExecutor, database: Path
+    driver: SQLiteDriver, database: Path
 ) -> None:
-    rows = await executor.run(increment(executor), {"target": "a", "step": 3})
-    assert rows == [{"value": 3}]
+    assert await increment(driver, 3) == [[3]]
     other = sqlite3.connect(database, isolation_level=None, timeout=0)  # no waiting at all
     try:
         other.execute("BEGIN IMMEDIATE")  # raises "database is locked" if the lock were held
@@ -121,42 +165,59 @@ async def test_a_chunk_statement_leaves_the_write_lock_free_as_soon_as_it_return
     assert counter_value(database) == 13  # the chunk statement's change was committed
 
 
-async def test_a_read_does_not_wait_for_a_writer_and_sees_only_what_is_committed(
-    executor: DirectExecutor, database: Path
+async def test_a_statement_that_waited_leaves_the_write_lock_free_too(
+    driver: SQLiteDriver, database: Path
 ) -> None:
-    read = executor.prepare(READ, [counters.c.value])
-    await executor.run(increment(executor), {"target": "a", "step": 5})
+    other = LockHolder(database)
+    running = asyncio.ensure_future(increment(driver, 1))
+    await asyncio.sleep(0.05)
+    other.release()
+    assert await running == [[11]]
+    third = sqlite3.connect(database, isolation_level=None, timeout=0)
+    try:
+        third.execute("BEGIN IMMEDIATE")
+        third.execute("COMMIT")
+    finally:
+        third.close()
+
+
+async def test_a_read_does_not_wait_for_a_writer_and_sees_only_what_is_committed(
+    driver: SQLiteDriver, database: Path
+) -> None:
+    await increment(driver, 5)
     other = sqlite3.connect(database, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
         other.execute("UPDATE counters SET value = 99 WHERE id = 'a'")  # not committed
-        rows = await executor.run(read, {"target": "a"})
+        running = asyncio.ensure_future(driver.run(driver.prepare(READ), ("a",)))
+        await asyncio.sleep(0)
+        assert running.done()  # on the loop's thread: readers never wait in WAL mode
+        rows = await running
     finally:
         other.close()  # rolls the other writer back
-    assert rows == [{"value": 5}]
+    assert rows == [[5]]
 
 
-async def test_a_failed_chunk_statement_is_a_database_error_and_the_next_one_runs(
-    executor: DirectExecutor, database: Path
+async def test_a_failed_chunk_statement_is_the_drivers_error_and_the_next_one_runs(
+    driver: SQLiteDriver, database: Path
 ) -> None:
-    statement = increment(executor)
-    with pytest.raises(DBAPIError):
-        await executor.run(statement, {"target": "a", "step": None})  # value = NULL: refused
-    rows = await executor.run(statement, {"target": "a", "step": 2})
-    assert rows == [{"value": 2}]
+    with pytest.raises(sqlite3.IntegrityError) as raised:
+        await increment(driver, None)  # value = NULL: refused
+    assert not is_unavailable(raised.value)  # a bug to log (500), not a retry
+    assert await increment(driver, 2) == [[2]]
     assert counter_value(database) == 2
 
 
 async def test_the_wal_stays_bounded_over_thousands_of_chunk_commits(
-    executor: DirectExecutor, database: Path
+    driver: SQLiteDriver, database: Path
 ) -> None:
-    statement = increment(executor)
+    statement = driver.prepare(INCREMENT)
     wal = database.with_name(database.name + "-wal")
 
     async def commits(count: int) -> None:
         for _ in range(count):
-            await executor.run(statement, {"target": "a", "step": 1})
-            checkpoint = executor.pending_checkpoint
+            await driver.run(statement, ("a", 1))
+            checkpoint = driver.pending_checkpoint
             if checkpoint is not None:  # as between requests: let the checkpoint finish
                 await checkpoint
 

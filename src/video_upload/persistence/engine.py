@@ -1,4 +1,5 @@
-"""Building the async engine and session factory for SQLite or PostgreSQL, and migrating."""
+"""Building the async engine and session factory for SQLite or PostgreSQL, the connection of the
+per-chunk statements, and migrating."""
 
 from __future__ import annotations
 
@@ -12,18 +13,18 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from video_upload.config import DEFAULT_DATABASE_MAX_CONNECTIONS
-from video_upload.persistence import sqlite_driver
+from video_upload.persistence import sqlite_direct
+from video_upload.persistence.direct import ChunkDriver, sqlite_file
+from video_upload.persistence.sqlite_pragmas import BUSY_TIMEOUT_SECONDS
+from video_upload.persistence.sqlite_pragmas import SQLITE_PRAGMAS as SQLITE_PRAGMAS
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-
-# Every SQLite connection of the service runs these after `journal_mode=WAL` (the pool's and the
-# per-chunk one of `db.sqlite_inline`): commits that do not wait for the disk, foreign keys on.
-SQLITE_PRAGMAS = ("synchronous=NORMAL", "foreign_keys=ON")
 
 
 def is_sqlite(url: str) -> bool:
@@ -64,11 +65,12 @@ def create_engine(url: str, max_connections: int = DEFAULT_DATABASE_MAX_CONNECTI
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # One pooled connection per process: SQLite has a single writer anyway, and queueing in
         # the pool is far cheaper than connections sleeping in SQLite's busy handler, which under
-        # hundreds of concurrent uploads made requests time out. (The per-chunk statements also
-        # have a connection on the event loop's thread, which never waits: `db.sqlite_inline`.)
+        # hundreds of concurrent uploads made requests time out. (The per-chunk statements have
+        # connections of their own: `persistence.sqlite_direct`.)
         engine = create_async_engine(
             url,
-            connect_args={"timeout": 30, "async_creator_fn": sqlite_driver.connect},
+            connect_args={"timeout": BUSY_TIMEOUT_SECONDS},
+            poolclass=AsyncAdaptedQueuePool,  # (early SQLAlchemy 2.0 releases pick NullPool)
             pool_size=1,
             max_overflow=0,
             pool_timeout=60,
@@ -80,7 +82,7 @@ def create_engine(url: str, max_connections: int = DEFAULT_DATABASE_MAX_CONNECTI
             cursor.execute("PRAGMA journal_mode=WAL")
             for pragma in SQLITE_PRAGMAS:
                 cursor.execute(f"PRAGMA {pragma}")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
             cursor.close()
 
         return engine
@@ -92,30 +94,31 @@ def create_engine(url: str, max_connections: int = DEFAULT_DATABASE_MAX_CONNECTI
 
 def create_chunk_engine(
     url: str, engine: AsyncEngine, max_connections: int = DEFAULT_DATABASE_MAX_CONNECTIONS
-) -> AsyncEngine:
-    """The engine for the per-chunk statements (`db.chunks`), given the main one.
+) -> ChunkDriver:
+    """Where the per-chunk statements (`persistence.chunks`) run, given the main engine: a
+    driver of `persistence.direct` (nothing connects until the first statement).
 
-    On SQLite it is the main engine: one pooled connection per process, whose commits are
-    already not flushed one by one (`synchronous=NORMAL` in WAL mode); the statements run on it
-    only when the inline connection (`db.sqlite_inline`) finds the write lock taken.
+    On PostgreSQL, an asyncpg pool of their own, of the per-chunk share of `max_connections`,
+    whose commits do not wait for the WAL flush (`persistence.postgres_direct`: a crash of the
+    database server can take back the last fraction of a second of lease and offset updates,
+    never a completed upload).
 
-    On PostgreSQL it is a pool of its own whose commits do not wait for the WAL flush
-    (`synchronous_commit=off`): a crash of the database server can take back the last fraction
-    of a second of lease and offset updates, never a completed upload (completion runs on the
-    main engine), and a client then re-sends what the upload's offset no longer counts, as after
-    a crash of the local store's machine. It skips the pre-ping: a connection that died with a
-    restart of the server fails its one statement with a retryable 503, and the pool then
-    replaces all of its connections.
+    On SQLite, a connection on the event loop's thread that never waits and, when another
+    connection holds the write lock, one on a worker thread that does
+    (`persistence.sqlite_direct`); for a database named by a URI (`file:...?uri=true`), the main
+    engine's pooled connection.
     """
+    parsed = make_url(url)
     if is_sqlite(url):
-        return engine
+        database = sqlite_file(parsed)
+        if database is None:
+            return sqlite_direct.EngineDriver(engine)
+        return sqlite_direct.SQLiteDriver(database)
+    # imported only for PostgreSQL: a SQLite service never loads asyncpg
+    from video_upload.persistence.postgres_direct import PostgresDriver
+
     _, chunk = pool_limits(max_connections)
-    return create_async_engine(
-        url,
-        pool_size=chunk.size,
-        max_overflow=chunk.overflow,
-        connect_args={"server_settings": {"synchronous_commit": "off"}},
-    )
+    return PostgresDriver.for_url(parsed, chunk.most)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -9,8 +9,8 @@ thread, the statement costs only itself, and it cannot hold the loop up for long
 - it never waits for a lock: the connection's busy timeout is 0 and it is in autocommit mode,
   so each statement is a transaction of its own that takes the write lock when it writes, and
   when another connection (the pool's, another process's) holds that lock the statement fails
-  at once with SQLITE_BUSY, having changed nothing: `run` returns None, and the caller takes
-  the usual route through the pool, which waits its turn (no BEGIN and COMMIT around each
+  at once with SQLITE_BUSY, having changed nothing: `run` returns None, and the caller runs
+  it on a connection that waits its turn (`sqlite_direct`; no BEGIN and COMMIT around each
   statement: two steps of SQLite's fewer per statement, about 30,000 instructions a PATCH);
 - it never waits for the disk: in WAL mode with `synchronous=NORMAL`, a commit appends to the
   WAL in the page cache. SQLite's automatic checkpoint (which does flush) is off on this
@@ -28,7 +28,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from video_upload.persistence.engine import SQLITE_PRAGMAS
+from video_upload.persistence.errors import is_sqlite_busy
+from video_upload.persistence.sqlite_pragmas import SQLITE_PRAGMAS
 
 # Commits between the passive checkpoints the caller runs (SQLite's own default is one per 1,000
 # WAL pages; a chunk commit writes a few pages).
@@ -58,7 +59,7 @@ class InlineSQLite:
             # stepped to its end, the statement has committed (autocommit mode)
             rows = connection.execute(sql, parameters).fetchall()
         except sqlite3.Error as error:
-            if is_busy(error):
+            if is_sqlite_busy(error):
                 return None
             self.close()  # not trusted again: the next call opens a new connection
             raise
@@ -93,16 +94,8 @@ class InlineSQLite:
                 connection.execute(f"PRAGMA {pragma}")
         except sqlite3.Error as error:
             connection.close()
-            if is_busy(error):
+            if is_sqlite_busy(error):
                 return None
             raise
         self._connection = connection
         return connection
-
-
-def is_busy(error: sqlite3.Error) -> bool:
-    """Whether `error` says another connection holds a lock (SQLITE_BUSY, any extended code)."""
-    code = getattr(error, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        return code & 0xFF == sqlite3.SQLITE_BUSY
-    return "database is locked" in str(error)
