@@ -3,7 +3,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 JS_DIR := tests/js
 WEB_DIR := web
 
-.PHONY: setup setup-python setup-bench setup-js setup-web setup-browser setup-valgrind run test test-python check bench
+.PHONY: setup setup-python setup-bench setup-js setup-web setup-browser run test test-fast test-lowest test-python check bench
 
 setup: setup-python setup-js setup-web
 
@@ -34,21 +34,40 @@ setup-web:
 setup-browser:
 	@[ -x /usr/bin/chromium ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-# Only for the tests of `bench.instructions` (callgrind, and valgrind's headers for its marks).
-setup-valgrind:
-	@[ -x /usr/bin/valgrind ] && [ -f /usr/include/valgrind/callgrind.h ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind)
-
 run: setup-python
 	@$(MAKE) --no-print-directory setup-web || echo "warning: the upload page at / needs npm (make setup-web); the API works without it"
 	$(UV) run --frozen video-upload serve --host 127.0.0.1 --port 8000
 
+# Lint, types, and the layer contracts of pyproject.toml's [tool.importlinter].
 check: setup-bench
 	$(UV) run --frozen --group bench ruff check src tests bench
 	$(UV) run --frozen --group bench ruff format --check src tests bench
 	$(UV) run --frozen --group bench mypy
+	$(UV) run --frozen lint-imports
 
-test: setup setup-bench setup-browser setup-valgrind check
+# The single CI command (.ci/run): the checks, the unit layer, the unit layer again on the lowest
+# versions pyproject.toml allows, then the whole suite. Every pytest run names a directory of
+# tests and no marker filter, so none can end on "no tests ran" (exit 5, a failure here).
+test: setup setup-bench setup-browser check test-fast test-lowest
 	$(UV) run --frozen --group bench pytest -q -p no:cacheprovider
+
+# The unit layer alone: pure logic, no server, database or S3; seconds.
+test-fast: setup-python
+	$(UV) run --frozen pytest -q -p no:cacheprovider tests/unit
+
+# Every lower bound in pyproject.toml is a version the unit layer passes on: the project and its
+# dev group resolved to the lowest versions allowed for direct dependencies (the newest that fit
+# for the rest), in a venv of their own. Resolved afresh each time (not from uv.lock), then
+# synced exactly, so a changed bound never leaves an older or newer version installed.
+LOWEST := .venv-lowest
+test-lowest: setup-python
+	$(UV) venv --quiet --allow-existing $(LOWEST)
+	$(UV) pip compile --quiet --python $(LOWEST)/bin/python --resolution lowest-direct \
+		--group dev pyproject.toml -o $(LOWEST)/requirements.txt
+	$(UV) pip sync --quiet --python $(LOWEST)/bin/python $(LOWEST)/requirements.txt
+	$(UV) pip install --quiet --python $(LOWEST)/bin/python --no-deps -e .
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider tests/unit
+	$(LOWEST)/bin/lint-imports
 
 # The test suite on another installed CPython (CI runs the default one), in a venv of its own:
 # make test-python PY=/path/to/python3.13
@@ -57,7 +76,7 @@ ifndef PY
 $(error usage: make test-python PY=/path/to/python3.X)
 endif
 endif
-test-python: setup setup-browser setup-valgrind
+test-python: setup setup-browser
 	UV_PROJECT_ENVIRONMENT=.venv-$(notdir $(PY)) $(UV) run --frozen --group bench --python $(PY) pytest -q -p no:cacheprovider
 
 bench: setup-bench

@@ -43,14 +43,14 @@ class Node:
         environment["VIDEO_PROBE"] = "false"  # these nodes receive random bytes, not videos
         environment.update(self.env)
         self.log_path = self.workdir / f"node-{self.port}.log"
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "video_upload", "serve", "--port", str(self.port), *extra],
-            cwd=self.workdir,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "video_upload", "serve", "--port", str(self.port), *extra],
+                cwd=self.workdir,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
             self.wait_ready(timeout)
         except BaseException:
