@@ -30,12 +30,18 @@ def _table_rows(section: str) -> list[list[str]]:
     return [[cell.strip() for cell in row.strip("|").split(" | ")] for row in rows[2:]]
 
 
-def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
+def _subcommands(
+    parser: argparse.ArgumentParser, prefix: str = ""
+) -> dict[str, argparse.ArgumentParser]:
+    """Every command a user types, by its words: `serve`, ..., `sessions create`. A command with
+    actions of its own (`sessions`) stands for them, not for itself."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    raise AssertionError("video-upload has no subcommands")
+            commands: dict[str, argparse.ArgumentParser] = {}
+            for name, child in action.choices.items():
+                commands |= _subcommands(child, f"{prefix}{name} ") or {prefix + name: child}
+            return commands
+    return {}
 
 
 def _options(parser: argparse.ArgumentParser) -> set[str]:
@@ -54,12 +60,14 @@ def test_configuration_table_lists_every_setting_and_nothing_else() -> None:
 
 
 def test_command_table_names_every_subcommand_with_the_options_it_accepts() -> None:
+    commands = _subcommands(build_parser())
+    assert commands, "video-upload has no subcommands"
     documented: dict[str, set[str]] = {}
     for row in _table_rows(_section("Command line")):
         usage = row[0].strip("`")
-        name = usage.split()[1]
+        words = usage.split()
+        name = " ".join(words[1:3]) if " ".join(words[1:3]) in commands else words[1]
         documented[name] = set(re.findall(r"--[a-z][a-z-]*", usage))
-    commands = _subcommands()
     assert set(documented) == set(commands)
     for name, parser in commands.items():
         assert documented[name] == _options(parser), name
