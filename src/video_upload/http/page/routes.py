@@ -18,8 +18,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 
 STATIC_DIR = Path(__file__).parent / "static"
-# src/video_upload/webui/routes.py → the repository root is three folders above the package.
-REPOSITORY_ROOT = Path(__file__).resolve().parents[3]
+# src/video_upload/http/page/routes.py → the repository root is four folders above this one.
+REPOSITORY_ROOT = Path(__file__).resolve().parents[4]
 TUS_BUNDLE = Path("node_modules") / "tus-js-client" / "dist" / "tus.min.js"
 SWAGGER_DIST = Path("node_modules") / "swagger-ui-dist"
 # /ui/vendor/<name>: the file in web/ and its media type.
