@@ -12,7 +12,7 @@ setup-python:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen --inexact
 
-# The benchmark's own dependencies (matplotlib, psutil, py-spy, moto). The checks and the tests
+# The benchmark's own dependencies (psutil, moto). The checks and the tests
 # cover bench/ too, so `make test` installs them.
 setup-bench: setup-python
 	$(UV) sync --frozen --group bench
@@ -43,7 +43,7 @@ check: setup-bench
 	$(UV) run --frozen --group bench ruff check src tests bench
 	$(UV) run --frozen --group bench ruff format --check src tests bench
 	$(UV) run --frozen --group bench mypy
-	$(UV) run --frozen lint-imports
+	$(UV) run --frozen lint-imports --no-cache
 
 # The single CI command (.ci/run): the checks, the unit layer, the unit layer again on the lowest
 # versions pyproject.toml allows, then the whole suite. Every pytest run names a directory of
@@ -67,7 +67,7 @@ test-lowest: setup-python
 	$(UV) pip sync --quiet --python $(LOWEST)/bin/python $(LOWEST)/requirements.txt
 	$(UV) pip install --quiet --python $(LOWEST)/bin/python --no-deps -e .
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider tests/unit
-	$(LOWEST)/bin/lint-imports
+	$(LOWEST)/bin/lint-imports --no-cache
 
 # The test suite on another installed CPython (CI runs the default one), in a venv of its own:
 # make test-python PY=/path/to/python3.13
