@@ -20,7 +20,10 @@ from tests.support.tus import (
     patch_headers,
     pattern,
 )
+from video_upload.config import Settings
 from video_upload.persistence.engine import migrate
+from video_upload.storage.base import UploadStore
+from video_upload.storage.local import LocalStore
 
 
 def test_patch_appends_bytes_and_returns_new_offset(
@@ -181,13 +184,19 @@ def test_many_chunks_of_mixed_sizes_give_identical_bytes(
 def test_patch_the_disk_cannot_hold_returns_507_and_keeps_what_was_committed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """An upload longer than the local store's free disk space is refused at its next PATCH
-    (507, retry later), before its body is read; the bytes committed before stay, and HEAD
-    still reports them. Only the local store reserves room, so one server: SQLite, local."""
+    """A PATCH whose reservation the local store's disk cannot hold is refused (507, retry
+    later) before its body is read; the bytes committed before stay, and HEAD still reports
+    them. Only the local store reserves room, so one server: SQLite, local. (The store reserves
+    a window of a few MiB past the bytes received; here the window is made larger than the
+    disk, as a disk with only a few MiB left would be.)"""
     base = tmp_path_factory.mktemp("full-disk")
     settings = make_settings(request, base, "sqlite-local", max_video_size_mb=10**9)
     migrate(settings.resolved_database_url)
-    live = start_server("full-disk", settings)
+
+    async def store_with_a_huge_window(settings: Settings) -> UploadStore:
+        return LocalStore(settings.local_storage_path, reserve_window=2**62)
+
+    live = start_server("full-disk", settings, store_opener=store_with_a_huge_window)
     try:
         user = new_user(live)
         with httpx.Client(base_url=live.base_url, timeout=30) as http:
