@@ -153,3 +153,28 @@ def test_creations_per_minute_are_limited_with_retry_after(
     assert refused.headers["Retry-After"] == "60"
     server.clock.advance(minutes=1, seconds=1)
     assert tus_create(server, headers, session_id, 10).status_code == 201
+
+
+def test_a_deferred_length_declared_later_counts_against_the_byte_limits(
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str, stop_after: list[LiveServer]
+) -> None:
+    (server,) = limited_servers(request, tmp_path, backend, 1, user_max_unfinished_mb=1)
+    stop_after.append(server)
+    headers = auth(server.token(fresh_user()))
+    session_id = session(server, headers)
+    created = httpx.post(
+        server.base_url + TUS_PATH,
+        headers={
+            **headers,
+            "Upload-Defer-Length": "1",
+            "Upload-Metadata": metadata(session_id=session_id),
+        },
+    )
+    assert created.status_code == 201, created.text
+    url = httpx.URL(server.base_url).join(created.headers["Location"])
+    declared = {**patch_headers(headers, 0), "Upload-Length": str(2 * MIB)}
+    refused = httpx.patch(url, headers=declared, content=b"d" * 10)
+    assert refused.status_code == 413
+    head = httpx.head(url, headers=headers)
+    assert head.headers["Upload-Offset"] == "0"
+    assert "Upload-Defer-Length" in head.headers  # the length was not taken

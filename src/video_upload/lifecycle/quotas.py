@@ -38,22 +38,30 @@ def limits_enabled(settings: Settings) -> bool:
 
 
 async def check_quota(
-    db: Transaction, settings: Settings, user_id: str, length: int | None, now: datetime
+    db: Transaction,
+    settings: Settings,
+    user_id: str,
+    length: int | None,
+    now: datetime,
+    *,
+    creating: bool = True,
 ) -> None:
     """Raise the limit's error if creating an upload of `length` bytes (None: not declared
-    yet) would take `user_id` past one; call it in the creating transaction."""
+    yet) would take `user_id` past one; call it in the creating transaction. With `creating`
+    false, `length` is what a deferred length adds to an upload that exists, and only the
+    byte limits apply."""
     if not limits_enabled(settings):
         return
     await db.videos.lock_user(user_id)
     usage = await db.videos.usage(user_id, since=now - RATE_WINDOW)
     new_bytes = length or 0
-    rate = settings.user_max_creations_per_minute
+    rate = settings.user_max_creations_per_minute if creating else 0
     if rate and usage.created_last_minute >= rate:
         raise ERR_CREATION_RATE.with_message(
             f"at most {rate} uploads may be started per minute; retry in a minute",
             limit=rate,
         )
-    most = settings.user_max_unfinished_uploads
+    most = settings.user_max_unfinished_uploads if creating else 0
     if most and usage.unfinished_uploads >= most:
         raise ERR_TOO_MANY_UNFINISHED.with_message(
             f"you have {usage.unfinished_uploads} unfinished uploads, the most allowed; "

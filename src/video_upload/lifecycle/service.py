@@ -44,6 +44,7 @@ from video_upload.lifecycle.creation import UploadCreation
 from video_upload.lifecycle.events import EventRecorder
 from video_upload.lifecycle.leases import Lease, WriterLeases
 from video_upload.lifecycle.locks import UploadLocks
+from video_upload.lifecycle.quotas import check_quota, limits_enabled
 from video_upload.lifecycle.records import (
     Chunk,
     Clock,
@@ -224,6 +225,18 @@ class UploadService:
             if video.concat == "final":
                 raise ServiceError(ERR_FINAL_UPLOAD_PATCH)
             length = self._settle_length(video, chunk.declared_length)
+            if video.upload_length is None and length is not None and limits_enabled(self.settings):
+                # a deferred length counted as the bytes received so far: what it adds now
+                # must fit the user's byte limits as a declared one would have at creation
+                async with self.database() as db:
+                    await check_quota(
+                        db,
+                        self.settings,
+                        video.user_id,
+                        length - video.upload_offset,
+                        self.clock(),
+                        creating=False,
+                    )
             if chunk.offset != video.upload_offset:
                 raise ERR_OFFSET_MISMATCH.with_headers(
                     **{"Upload-Offset": str(video.upload_offset)}
