@@ -89,11 +89,11 @@ class GuardedHttp(asyncio.Protocol):
         config: uvicorn.Config,
         server_state: ServerState,
         app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
+        _loop: asyncio.AbstractEventLoop | None = None,  # uvicorn's: the running loop
     ) -> None:
-        self._loop = _loop or asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop()
         self._http = HttpToolsProtocol(
-            config=config, server_state=server_state, app_state=app_state, _loop=self._loop
+            config=config, server_state=server_state, app_state=app_state
         )
         framing = httptools.HttpRequestParser(self)
         framing.set_dangerous_leniencies(lenient_data_after_close=True)  # as uvicorn's own parser
