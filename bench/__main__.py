@@ -1,6 +1,6 @@
 """`python -m bench`: run the benchmark sections, print the tables, save the results.
 
-    uv run --group bench python -m bench                 # full run, about 5 minutes on 2 cores
+    uv run --group bench python -m bench                 # full run, about 10 minutes on 2 cores
     uv run --group bench python -m bench --quick         # smaller sizes, one round (a smoke test)
     uv run --group bench python -m bench --only throughput,latency
     uv run --group bench python -m bench --server-pythonpath ../other-checkout/src
@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import secrets
 import sys
 import time
 import traceback
@@ -23,7 +24,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cleanup, latency, pg, report, s3requests, servers, slowclients, throughput
+from bench import (
+    cleanup,
+    latency,
+    pg,
+    report,
+    s3requests,
+    s3throughput,
+    seaweedfs,
+    servers,
+    slowclients,
+    throughput,
+)
 from bench.stats import KIB, MIB
 
 SECTIONS = ("throughput", "latency", "s3", "slow_clients", "cleanup")
@@ -37,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one round")
     parser.add_argument("--only", default=",".join(SECTIONS), help=", ".join(SECTIONS))
-    parser.add_argument("--runs", type=int, help="throughput rounds (default 5, quick 1)")
+    parser.add_argument("--runs", type=int, help="throughput rounds (default 5, S3 3; quick 1)")
     parser.add_argument(
         "--server-pythonpath",
         help="run the service's code from this directory first (another checkout's src/)",
@@ -68,6 +80,21 @@ async def _throughput(args: argparse.Namespace) -> dict[str, Any]:
         return await throughput.measure(targets, args.quick, runs, log)
 
 
+async def _s3(args: argparse.Namespace) -> dict[str, Any]:
+    """SeaweedFS, started once: the requests per MiB (through the counting proxy), then the
+    throughput of the ceiling, the tus path and the direct path (no proxy)."""
+    runs = args.runs or (1 if args.quick else 3)
+    with seaweedfs.seaweedfs() as s3:
+        section = await s3requests.measure(s3, log)
+        bucket = f"bench-{secrets.token_hex(4)}"
+        env = seaweedfs.service_env(s3.endpoint, bucket, s3throughput.PART_SIZE)
+        with servers.service("service_s3", extra_env=env) as server:
+            section["throughput"] = await s3throughput.measure(
+                s3, server, bucket, args.quick, runs, log
+            )
+    return section
+
+
 async def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
     if name == "throughput":
@@ -75,7 +102,7 @@ async def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if name == "latency":
         return await latency.measure(200 if quick else 1000, log)
     if name == "s3":
-        return await s3requests.measure(log)
+        return await _s3(args)
     if name == "slow_clients":
         return await slowclients.measure(*((50, 256 * KIB) if quick else (200, MIB)), log)
     return await asyncio.to_thread(cleanup.measure, 1_000 if quick else 10_000, log)

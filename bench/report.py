@@ -11,6 +11,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 HISTORY_FILE = RESULTS_DIR / "history.md"
 THROUGHPUT_TARGETS = ("sink", "sink_fsync", "sink_durable", "service", "service_postgres")
 RATIO_FLOORS = {"single_5mib": 0.9, "single_1mib": 0.75}  # service / raw sink
+# S3 (SeaweedFS): the service's tus path over the ceiling (aiobotocore straight to S3), and the
+# direct path (presigned part PUTs) over the same ceiling, "about 1.0".
+S3_RATIO_FLOORS = {"single_5mib": 0.85, "single_1mib": 0.6}
+S3_DIRECT_FLOOR = 0.9
+S3_PATHS = ("ceiling", "service", "direct")
 LIBRARIES = ("uvicorn", "uvloop", "httptools", "starlette", "fastapi", "sqlalchemy", "httpx")
 
 
@@ -130,6 +136,7 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     if "1mib" in s3:
         value = s3["1mib"]["requests_per_patch_mean"]
         add("S3 requests per 1 MiB PATCH", "about 2 (<= 2.1)", value, value <= 2.1)
+    _s3_throughput_checks(sections.get("s3", {}).get("throughput", {}), add)
     slow = sections.get("slow_clients", {})
     for name in ("service_sqlite", "service_postgres"):
         entry = slow.get(name, {})
@@ -140,6 +147,53 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     if "seconds" in cleanup:
         add(f"cleanup of {cleanup['uploads']} expired uploads (s)", "-", cleanup["seconds"], None)
     return found
+
+
+def _s3_throughput_checks(
+    s3: dict[str, Any], add: Callable[[str, str, float | None, bool | None], None]
+) -> None:
+    """The S3 throughput targets: tus path / ceiling per PATCH size, direct path / ceiling."""
+    for key, entry in s3.items():
+        if not isinstance(entry, dict) or "ratio_service_vs_ceiling" not in entry:
+            continue
+        floor = S3_RATIO_FLOORS.get(key)
+        ratio = entry["ratio_service_vs_ceiling"]
+        name = f"S3 tus path / ceiling, {entry['label']}"
+        add(name, f">= {floor}" if floor else "-", ratio, ratio >= floor if floor else None)
+        if floor and entry.get("paired_service_vs_ceiling"):
+            line = _rounds(entry["paired_service_vs_ceiling"], floor)
+            add(f"  (round by round: {line})", "-", None, None)
+        if "ratio_direct_vs_ceiling" in entry:
+            direct = entry["ratio_direct_vs_ceiling"]
+            target = f"about 1.0 (>= {S3_DIRECT_FLOOR})"
+            add(
+                f"S3 direct path / ceiling, {entry['label']}",
+                target,
+                direct,
+                direct >= S3_DIRECT_FLOOR,
+            )
+
+
+def _s3_throughput_rows(s3: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for entry in s3.values():
+        if not isinstance(entry, dict) or "targets" not in entry:
+            continue
+        for name in S3_PATHS:
+            if name in entry["targets"]:
+                t = entry["targets"][name]
+                ratio = entry.get(f"ratio_{name}_vs_ceiling")
+                cpu = [t[f"{who}_cpu_s_per_gib"] for who in ("service", "client", "s3")]
+                rows.append(
+                    [
+                        entry["label"],
+                        name,
+                        _num(t["mb_per_s"], ".1f"),
+                        _num(ratio) if ratio is not None else "",
+                        *(_num(value) for value in cpu),
+                    ]
+                )
+    return rows
 
 
 def _throughput_rows(throughput: dict[str, Any]) -> list[list[str]]:
@@ -172,6 +226,13 @@ def table(results: dict[str, Any]) -> str:
         parts.append(
             "\nThroughput (medians; MB/s = 10^6 B/s; the server process tree's CPU and RSS)\n"
             + rows_table(headers, _throughput_rows(throughput))
+        )
+    s3 = sections.get("s3", {}).get("throughput", {})
+    if s3:
+        headers = ["scenario", "path", "MB/s", "/ ceiling", "service", "client", "SeaweedFS"]
+        parts.append(
+            "\nS3 throughput against SeaweedFS (medians; CPU s/GiB of the service's process tree, "
+            "the uploading client, SeaweedFS)\n" + rows_table(headers, _s3_throughput_rows(s3))
         )
     for name, section in sections.items():
         if "error" in section or "skipped" in section:

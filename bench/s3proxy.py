@@ -1,4 +1,5 @@
-"""A counting HTTP proxy in front of moto: what the S3 store really sends over the wire.
+"""A counting HTTP proxy in front of the S3 server (SeaweedFS): what the S3 store really sends
+over the wire.
 
 It forwards bytes both ways untouched and parses only the request framing of the client side
 (request line, headers, a Content-Length or chunked body), so keep-alive connections carrying many

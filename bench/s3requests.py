@@ -1,21 +1,21 @@
 """S3 requests and bytes per uploaded MiB, by PATCH size, counted on the wire.
 
-The service (SQLite, `STORAGE_BACKEND=s3`, 5 MiB parts) talks to moto's S3 server through
-`bench.s3proxy`, which files every request under its S3 operation. The counts are read between
-PATCHes, so each PATCH's S3 traffic is known; the last PATCH also finishes the upload (last part,
-CompleteMultipartUpload, staging clean-up) and is counted apart from the others.
+The service (SQLite, `STORAGE_BACKEND=s3`, 5 MiB parts) talks to SeaweedFS (`bench.seaweedfs`)
+through `bench.s3proxy`, which files every request under its S3 operation. The counts are read
+between PATCHes, so each PATCH's S3 traffic is known; the last PATCH also finishes the upload
+(last part, CompleteMultipartUpload, staging clean-up) and is counted apart from the others.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
+from bench import seaweedfs
 from bench.s3proxy import CountingProxy, Counts
-from bench.servers import Server, moto, service
+from bench.servers import Server, service
 from bench.stats import MIB
 from bench.throughput import make_payload
 
@@ -58,23 +58,13 @@ async def one_upload(server: Server, proxy: CountingProxy, size: int, chunk: int
     }
 
 
-async def measure(log: Callable[[str], None] = print) -> dict[str, Any]:
-    if importlib.util.find_spec("moto") is None:
-        return {"skipped": "moto[server] is not installed"}
+async def measure(s3: seaweedfs.SeaweedFS, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every PATCH size in turn, through a counting proxy in front of `s3`."""
     results: dict[str, Any] = {"part_size_mib": PART_SIZE / MIB, "by_chunk": {}}
     with ExitStack() as stack:
-        s3 = stack.enter_context(moto())
-        proxy = stack.enter_context(CountingProxy(int(s3.base_url.rsplit(":", 1)[1])))
-        env = {
-            "STORAGE_BACKEND": "s3",
-            "S3_ENDPOINT_URL": proxy.url,
-            "S3_BUCKET_NAME": f"bench-{secrets.token_hex(4)}",
-            "S3_PART_SIZE": str(PART_SIZE),
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-        }
-        server = stack.enter_context(service("service_s3", extra_env=env))
+        proxy = stack.enter_context(CountingProxy(s3.ports["s3"]))
+        env = seaweedfs.service_env(proxy.url, f"bench-{secrets.token_hex(4)}", PART_SIZE)
+        server = stack.enter_context(service("service_s3_counted", extra_env=env))
         for chunk in CHUNKS:
             entry = await one_upload(server, proxy, SIZE, chunk)
             results["by_chunk"][f"{chunk // MIB}mib"] = entry

@@ -128,6 +128,31 @@ def test_s3_part_target_fails_when_an_aligned_patch_sends_anything_besides_its_p
     assert verdict(1.2, 1) is False
 
 
+def test_s3_throughput_targets_are_the_tus_path_and_the_direct_path_over_the_ceiling() -> None:
+    def entry(label: str, service: float, direct: float | None = None) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "label": label,
+            "ratio_service_vs_ceiling": service,
+            "paired_service_vs_ceiling": [service - 0.1, service, service + 0.1],
+        }
+        if direct is not None:
+            found["ratio_direct_vs_ceiling"] = direct
+        return found
+
+    throughput = {
+        "single_5mib": entry("5 MiB", 0.86, direct=0.89),
+        "single_1mib": entry("1 MiB", 0.59),
+        "concurrent_4": entry("4 x", 0.5, direct=1.02),
+    }
+    verdicts = _verdicts({"s3": {"by_chunk": {}, "throughput": throughput}})
+    assert verdicts["S3 tus path / ceiling, 5 MiB"] is True  # >= 0.85
+    assert verdicts["S3 tus path / ceiling, 1 MiB"] is False  # < 0.6
+    assert verdicts["S3 tus path / ceiling, 4 x"] is None  # no target: context
+    assert verdicts["S3 direct path / ceiling, 5 MiB"] is False  # about 1.0 means >= 0.9
+    assert verdicts["S3 direct path / ceiling, 4 x"] is True
+    assert "  (round by round: 0.76 to 0.96; 2/3 rounds >= 0.85)" in verdicts
+
+
 @pytest.mark.timeout(600)  # a few servers start in turn; slow on a loaded machine
 def test_quick_run_measures_each_section_and_saves_only_the_quick_results(tmp_path: Path) -> None:
     """`python -m bench --quick`, minus the slow clients (the longest section): every server
@@ -161,6 +186,17 @@ def test_quick_run_measures_each_section_and_saves_only_the_quick_results(tmp_pa
     s3 = measured["s3"]["by_chunk"]
     assert s3["5mib"]["upload_part_per_patch_mean"] == 1
     assert s3["5mib"]["requests_per_patch_max"] == 1
+    # S3 throughput against SeaweedFS: every path measured, beside the ceiling
+    s3_throughput = measured["s3"]["throughput"]
+    assert sorted(s3_throughput["single_5mib"]["targets"]) == ["ceiling", "direct", "service"]
+    assert sorted(s3_throughput["single_1mib"]["targets"]) == ["ceiling", "service"]
+    for key in ("single_5mib", "single_1mib", "concurrent_4"):
+        scenario = s3_throughput[key]
+        assert scenario["ratio_service_vs_ceiling"] > 0
+        assert all(path["mb_per_s"] > 0 for path in scenario["targets"].values())
+        assert scenario["targets"]["service"]["service_cpu_s_per_gib"] > 0
+    assert s3_throughput["concurrent_4"]["ratio_direct_vs_ceiling"] > 0
+    assert "\nS3 throughput against SeaweedFS" in done.stdout
     assert measured["cleanup"]["cleaned"] == measured["cleanup"]["uploads"] == 1_000
     assert measured["cleanup"]["files_left"] == 0
 
