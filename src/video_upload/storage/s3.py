@@ -42,7 +42,7 @@ Concatenation builds the final object with a new multipart upload whose parts ar
 server-side (UploadPartCopy) from the finished partial uploads; only small partials (and the
 head of the partial following one, to top a part up to 5 MiB) are downloaded.
 
-The IAM permissions it needs, and which calls need each, are in the README ("S3 and MinIO").
+The IAM permissions it needs, and which calls need each, are in docs/operations.md.
 
 Every foreign error (botocore's ClientError, connection errors, timeouts) is translated into
 `StorageError` at the request layer (`s3_requests`): retryable for 5xx, throttling and
