@@ -189,6 +189,8 @@ def test_uppy_uploads_a_video_straight_to_s3_pauses_and_resumes_from_the_listed_
         assert record["upload_id"] == found["upload_id"]
         content = api.get(f"/api/v1/videos/{video_id}/content")
         assert content.status_code == 200 and content.content == video
+        # and the browser played it through the signed playback URL, without a token
+        assert found["playback_ready_state"] >= 2
 
     settings = uppy_server.settings
     assert pending_multipart_uploads(settings.s3_endpoint_url, settings.s3_bucket_name) == []

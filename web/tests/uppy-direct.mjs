@@ -140,6 +140,32 @@ try {
   findings.errors = await page.evaluate(() => window.uppyTest.state.errors);
   findings.parts_uploaded = await page.evaluate(() => window.uppyTest.state.partsUploaded);
   step(`done: ${JSON.stringify(findings.result.successful.map((f) => f.response.uploadURL))}`);
+  // Then play it as a player would: through its signed playback URL, with no token.
+  const videoId = findings.result.successful[0].response.body.videoId;
+  findings.playback_ready_state = await within(
+    page.evaluate(
+      async ({ base, token, id }) => {
+        const answer = await fetch(`${base}/api/v1/videos/${id}/playback`, {
+          headers: { Authorization: `Bearer ${token}` },
+        });
+        const { url } = await answer.json();
+        const player = document.createElement('video');
+        player.muted = true;
+        player.preload = 'auto';
+        document.body.append(player);
+        await new Promise((resolve, reject) => {
+          player.addEventListener('loadeddata', resolve, { once: true });
+          player.addEventListener('error', () => reject(new Error(`player error ${player.error?.code}`)), { once: true });
+          player.src = url;
+        });
+        return player.readyState;
+      },
+      { base: BASE_URL, token: TOKEN, id: videoId },
+    ),
+    30_000,
+    'the video never played through its playback URL',
+  );
+  step(`played through the signed URL: readyState ${findings.playback_ready_state}`);
 } finally {
   await browser.close();
 }
