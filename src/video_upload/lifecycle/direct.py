@@ -36,14 +36,11 @@ from typing import Any
 from video_upload import metrics
 from video_upload.domain.errors import (
     ERR_DIRECT_UNAVAILABLE,
-    ERR_INVALID_DURATION,
-    ERR_INVALID_LENGTH,
     ERR_INVALID_PART_NUMBER,
     ERR_KEY_MISMATCH,
     ERR_NOT_DIRECT,
     ERR_PART_MISMATCH,
     ERR_PARTS_INCOMPLETE,
-    ERR_TOO_LARGE,
     ERR_UPLOAD_FINISHED,
     ERR_UPLOAD_GONE,
     ServiceError,
@@ -282,19 +279,7 @@ class DirectUploads:
     # -- helpers -------------------------------------------------------------------------
 
     def _check_declared(self, request: DirectRequest) -> None:
-        settings = self.uploads.settings
-        if request.file_size <= 0:
-            raise ERR_INVALID_LENGTH.with_message("file_size must be greater than 0")
-        if request.file_size > settings.max_upload_size:
-            raise ERR_TOO_LARGE.with_message(
-                f"file_size exceeds the limit of {settings.max_video_size_mb} MB",
-                max_size=settings.max_upload_size,
-            )
-        if not 0 < request.duration_seconds <= settings.max_duration_seconds:
-            raise ERR_INVALID_DURATION.with_message(
-                f"duration_seconds must be above 0 and at most {settings.max_duration_seconds:g}",
-                max_duration_seconds=settings.max_duration_seconds,
-            )
+        self.uploads.check_declared_video(request.file_size, request.duration_seconds)
 
     async def _direct(
         self, user_id: str, upload_id: str, key: str, *, finished_ok: bool = False

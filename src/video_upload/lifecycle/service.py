@@ -26,6 +26,7 @@ from video_upload.domain.errors import (
     ERR_EXCEEDS_LENGTH,
     ERR_FINAL_UPLOAD_PATCH,
     ERR_FORBIDDEN,
+    ERR_INVALID_DURATION,
     ERR_INVALID_LENGTH,
     ERR_OFFSET_MISMATCH,
     ERR_SESSION_NOT_FOUND,
@@ -135,6 +136,23 @@ class UploadService:
             raise ERR_TOO_LARGE.with_message(
                 f"file exceeds the maximum upload size of {self.settings.max_upload_size} bytes",
                 max_size=self.settings.max_upload_size,
+            )
+
+    def check_declared_video(self, file_size: int, duration_seconds: float) -> None:
+        """What REST init and direct uploads declare up front: a size and a duration within
+        the limits."""
+        settings = self.settings
+        if file_size <= 0:
+            raise ERR_INVALID_LENGTH.with_message("file_size must be greater than 0")
+        if file_size > settings.max_upload_size:
+            raise ERR_TOO_LARGE.with_message(
+                f"file_size exceeds the limit of {settings.max_video_size_mb} MB",
+                max_size=settings.max_upload_size,
+            )
+        if not 0 < duration_seconds <= settings.max_duration_seconds:
+            raise ERR_INVALID_DURATION.with_message(
+                f"duration_seconds must be above 0 and at most {settings.max_duration_seconds:g}",
+                max_duration_seconds=settings.max_duration_seconds,
             )
 
     async def owned_upload(self, db: Transaction, user_id: str, upload_id: str) -> Video:

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
-from video_upload.domain.errors import ERR_INVALID_DURATION, ERR_INVALID_LENGTH, ERR_TOO_LARGE
 from video_upload.http.rest.deps import CatalogDep, CurrentUser, ServicesDep, UploadsDep
 from video_upload.http.rest.schemas import (
     ERROR_RESPONSES,
@@ -36,18 +35,7 @@ async def init_upload(
     """Create an upload; `upload_url` is absolute, for any tus client's `endpoint`."""
     settings = services.settings
     endpoint = uploads_url(request, services)  # a bad Host is refused before anything is made
-    if body.file_size <= 0:
-        raise ERR_INVALID_LENGTH.with_message("file_size must be greater than 0")
-    if body.file_size > settings.max_upload_size:
-        raise ERR_TOO_LARGE.with_message(
-            f"file_size exceeds the limit of {settings.max_video_size_mb} MB",
-            max_size=settings.max_upload_size,
-        )
-    if not 0 < body.duration_seconds <= settings.max_duration_seconds:
-        raise ERR_INVALID_DURATION.with_message(
-            f"duration_seconds must be above 0 and at most {settings.max_duration_seconds:g}",
-            max_duration_seconds=settings.max_duration_seconds,
-        )
+    uploads.check_declared_video(body.file_size, body.duration_seconds)
     video = await uploads.create(
         user,
         NewUpload(
