@@ -187,15 +187,6 @@ def sink(name: str = "sink", *, fsync: bool = False, durable: bool = False) -> I
             yield s
 
 
-@contextlib.contextmanager
-def moto() -> Iterator[Server]:
-    """moto's S3 server."""
-    with workdir("moto") as directory:
-        argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(free_port())]
-        with running("moto", argv, directory, child_env({}), "/") as server:
-            yield server
-
-
 def _tree(pid: int) -> list[psutil.Process]:
     with contextlib.suppress(psutil.NoSuchProcess):
         root = psutil.Process(pid)
