@@ -10,13 +10,18 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
 S3_MIN_PART_SIZE = 5 * MIB
 DEFAULT_DATABASE_MAX_CONNECTIONS = 50
 MIN_HMAC_SECRET_BYTES = 32
+# What an unset HMAC key setting means.
+UNSET_KEYS = {
+    "jwt_secret": "to have one generated in DATA_DIR",
+    "playback_signing_key": "to have one derived or generated",
+}
 
 
 class Settings(BaseSettings):
@@ -112,27 +117,17 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("jwt_secret")
+    @field_validator("jwt_secret", "playback_signing_key")
     @classmethod
-    def _hmac_secret_long_enough(cls, value: SecretStr) -> SecretStr:
+    def _hmac_key_long_enough(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         # RFC 7518 asks for HMAC keys at least as long as the hash (32 bytes for HS256); a short
-        # secret can be brute-forced from any token it signed. Empty: one is generated.
-        secret = value.get_secret_value()
-        if secret and len(secret.encode()) < MIN_HMAC_SECRET_BYTES:
-            raise ValueError(
-                f"JWT_SECRET must be at least {MIN_HMAC_SECRET_BYTES} bytes long "
-                "(or unset, to have one generated in DATA_DIR)"
-            )
-        return value
-
-    @field_validator("playback_signing_key")
-    @classmethod
-    def _playback_key_long_enough(cls, value: SecretStr) -> SecretStr:
+        # key can be brute-forced from anything it signed. Empty: one is made (see UNSET_KEYS).
         key = value.get_secret_value()
         if key and len(key.encode()) < MIN_HMAC_SECRET_BYTES:
+            name = str(info.field_name)
             raise ValueError(
-                f"PLAYBACK_SIGNING_KEY must be at least {MIN_HMAC_SECRET_BYTES} bytes long "
-                "(or unset, to have one derived or generated)"
+                f"{name.upper()} must be at least {MIN_HMAC_SECRET_BYTES} bytes long "
+                f"(or unset, {UNSET_KEYS[name]})"
             )
         return value
 
