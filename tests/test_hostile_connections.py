@@ -79,8 +79,10 @@ def serve_guarded(settings: Settings, limits: ServerLimits) -> GuardedServer:
 
     def run() -> None:
         loop = asyncio.new_event_loop()
-        loop.run_until_complete(server.serve(sockets=[sock]))
-        loop.close()
+        try:
+            loop.run_until_complete(server.serve(sockets=[sock]))
+        finally:
+            loop.close()
 
     thread = threading.Thread(target=run, name="guarded-server", daemon=True)
     thread.start()

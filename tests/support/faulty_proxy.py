@@ -28,18 +28,25 @@ class FaultyProxy:
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> FaultyProxy:
         ready = threading.Event()
-        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
-        ready.wait(10)
+        self._thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("the faulty proxy did not start within 10 s")
         return self
 
     def _run(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._serve())
-        ready.set()
-        self._loop.run_forever()
+        try:
+            self._loop.run_until_complete(self._serve())
+            ready.set()
+            self._loop.run_forever()
+        finally:
+            # A loop left to the garbage collector warns in whichever later test collects it.
+            self._loop.close()
 
     async def _serve(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -83,3 +90,5 @@ class FaultyProxy:
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)

@@ -100,8 +100,10 @@ def start_server(
         loop = asyncio.new_event_loop()
         holder["loop"] = loop
         loop_ready.set()
-        loop.run_until_complete(server.serve(sockets=[sock]))
-        loop.close()
+        try:
+            loop.run_until_complete(server.serve(sockets=[sock]))
+        finally:
+            loop.close()
 
     thread = threading.Thread(target=serve, name=f"server-{name}", daemon=True)
     thread.start()
