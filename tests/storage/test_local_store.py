@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from video_upload.storage.base import StorageError, StorageFull, StoredUpload
+from video_upload.storage.base import (
+    ByteRange,
+    BytesMissing,
+    StorageError,
+    StorageFull,
+    StoredUpload,
+)
 from video_upload.storage.local import LocalStore, SyncPolicy
 
 
@@ -51,6 +57,36 @@ def test_fsync_policy_decides_when_written_bytes_are_flushed(
     asyncio.run(scenario())
     assert len(fsyncs) == after_writes + 1  # a finished upload is always on disk
     assert (tmp_path / "take").read_bytes() == b"a" * 1000 + b"b" * 500
+
+
+def test_reading_a_file_cut_short_fails_before_the_first_byte(tmp_path: Path) -> None:
+    """A reader learns that bytes are missing before it has given any away (the content
+    endpoint then answers 404 instead of a 200 cut off mid-body)."""
+    store = LocalStore(tmp_path)
+
+    async def scenario() -> list[bytes]:
+        await store.create("take")
+        written = await store.write(StoredUpload("take", 0), body(b"v" * 4096))
+        await store.finish(StoredUpload("take", written.offset))
+        os.truncate(tmp_path / "take", 1000)
+        given: list[bytes] = []
+        with pytest.raises(BytesMissing):
+            async for chunk in store.read(StoredUpload("take", 4096), ByteRange(0, 4095)):
+                given.append(chunk)
+        return given
+
+    assert asyncio.run(scenario()) == []
+
+
+def test_reading_a_file_that_is_gone_says_the_bytes_are_missing(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+
+    async def scenario() -> None:
+        with pytest.raises(BytesMissing):
+            async for _ in store.read(StoredUpload("never-written", 10), ByteRange(0, 9)):
+                pass
+
+    asyncio.run(scenario())
 
 
 def test_held_reports_the_bytes_a_crash_left_of_the_committed_ones(tmp_path: Path) -> None:

@@ -42,6 +42,14 @@ class StorageError(Exception):
         self.retryable = retryable
 
 
+class BytesMissing(StorageError):
+    """The bytes asked for are not in the store: the file or object is gone, or shorter than the
+    committed offset says. Retrying cannot bring them back."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class StorageFull(StorageError):
     """The store has no room for the rest of an upload now; space may be freed later."""
 

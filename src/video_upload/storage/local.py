@@ -42,6 +42,7 @@ from typing import BinaryIO, Literal
 from video_upload.storage.base import (
     SIDECAR_SUFFIX,
     ByteRange,
+    BytesMissing,
     ByteStream,
     StorageError,
     StorageFull,
@@ -164,15 +165,20 @@ class LocalStore:
         path = self.path_for(upload.key)
         try:
             handle = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError as error:
+            raise BytesMissing("upload file is missing") from error
         except OSError as error:
             raise StorageError(f"cannot read upload file: {error.strerror}") from error
         try:
+            # Checked before the first byte is given, so a reader can refuse before it answers.
+            if os.fstat(handle.fileno()).st_size <= byte_range.end:
+                raise BytesMissing("upload file is shorter than its recorded size")
             handle.seek(byte_range.start)
             remaining = byte_range.length
             while remaining > 0:
                 data = await asyncio.to_thread(handle.read, min(READ_CHUNK, remaining))
                 if not data:
-                    raise StorageError("upload file is shorter than its recorded size")
+                    raise BytesMissing("upload file is shorter than its recorded size")
                 remaining -= len(data)
                 yield data
         finally:

@@ -67,6 +67,7 @@ from video_upload.storage.base import (
     MAX_SIDECAR_BYTES,
     SIDECAR_SUFFIX,
     ByteRange,
+    BytesMissing,
     ByteStream,
     StorageError,
     StoredUpload,
@@ -232,18 +233,27 @@ class S3Store(S3DirectUploads):
 
     async def read(self, upload: StoredUpload, byte_range: ByteRange) -> AsyncIterator[bytes]:
         object_key = self._state(upload).object_key
-        response = await self._request(
-            "GetObject",
-            Bucket=self.bucket,
-            Key=object_key,
-            Range=f"bytes={byte_range.start}-{byte_range.end}",
-        )
+        try:
+            response = await self._request(
+                "GetObject",
+                Bucket=self.bucket,
+                Key=object_key,
+                Range=f"bytes={byte_range.start}-{byte_range.end}",
+            )
+        except S3StorageError as error:
+            if error.missing or error.status == 416:  # gone, or shorter than the range's start
+                raise BytesMissing(str(error)) from error
+            raise
         async with response["Body"] as body:  # closed (connection released) however we stop
+            # S3 answers a range reaching past the object's end with what it has: checked before
+            # the first byte is given, so a reader can refuse before it answers.
+            if int(response.get("ContentLength", byte_range.length)) < byte_range.length:
+                raise BytesMissing("S3 object is shorter than its recorded size")
             remaining = byte_range.length
             while remaining > 0:
                 data = await self._read_body(body, min(READ_CHUNK, remaining))
                 if not data:
-                    raise StorageError("S3 object is shorter than its recorded size")
+                    raise BytesMissing("S3 object is shorter than its recorded size")
                 remaining -= len(data)
                 yield data
 

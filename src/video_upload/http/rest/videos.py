@@ -32,7 +32,7 @@ from video_upload.http.rest.deps import CatalogDep, CurrentUser
 from video_upload.http.rest.schemas import ERROR_RESPONSES, ErrorResponse, VideoOut
 from video_upload.http.services import services_of
 from video_upload.http.tus.bounds import usable_user_id
-from video_upload.storage.base import ByteRange, StorageError
+from video_upload.storage.base import ByteRange, BytesMissing, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -231,14 +231,9 @@ async def _started(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 def _unreadable(error: StorageError) -> ServiceError:
     """The answer for a finished video's bytes that the store cannot read: gone (404) when the
-    store says the object or file does not exist (or is shorter), else the outage (503/500)."""
-    missing = (
-        bool(getattr(error, "missing", False))  # S3: NoSuchKey
-        or getattr(error, "status", 0) == 416  # S3: the object is shorter than the range
-        or isinstance(error.__cause__, FileNotFoundError)  # local: the file is gone
-    )
+    file or object does not exist or is shorter than recorded, else the outage (503/500)."""
     log.warning("cannot read a finished video's bytes: %s", error)
-    if missing:
+    if isinstance(error, BytesMissing):
         return ServiceError(ERR_CONTENT_MISSING)
     return ServiceError(ERR_STORAGE_UNAVAILABLE if error.retryable else ERR_STORAGE_FAILED)
 
