@@ -13,7 +13,10 @@ becomes part of a final upload expires like any other incomplete upload.
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from video_upload import metrics
 from video_upload.domain.errors import (
@@ -25,15 +28,43 @@ from video_upload.domain.errors import (
 from video_upload.domain.events import UPLOAD_CREATED
 from video_upload.domain.records import Video
 from video_upload.lifecycle.media import display_name, video_content_type
-from video_upload.lifecycle.records import new_upload_row, stored
+from video_upload.lifecycle.records import Clock, new_upload_row, stored
 
 if TYPE_CHECKING:
-    from video_upload.lifecycle.service import UploadService
-    from video_upload.persistence.database import Transaction
+    from video_upload.lifecycle.events import EventRecorder
+    from video_upload.lifecycle.leases import WriterLeases
+    from video_upload.persistence.database import Transaction, TransactionScope
+    from video_upload.storage.base import UploadStore
+
+T = TypeVar("T")
+
+
+class ConcatHost(Protocol):
+    """What `Concatenator` uses of the service that builds it (`UploadService`)."""
+
+    clock: Clock
+    events: EventRecorder
+    events_committed: Callable[[], None]
+    leases: WriterLeases
+    store: UploadStore
+
+    def check_length(self, length: int) -> None: ...
+
+    def database(self) -> TransactionScope: ...
+
+    def is_expired(self, video: Video) -> bool: ...
+
+    def next_expiry(self) -> datetime: ...
+
+    async def owned_session(
+        self, db: Transaction, user_id: str, session_id: str | None
+    ) -> uuid.UUID: ...
+
+    async def storage_call(self, operation: Awaitable[T]) -> T: ...
 
 
 class Concatenator:
-    def __init__(self, uploads: UploadService) -> None:
+    def __init__(self, uploads: ConcatHost) -> None:
         self.uploads = uploads
 
     async def create_final(

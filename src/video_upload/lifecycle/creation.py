@@ -8,7 +8,10 @@ A zero-byte upload is completed by the service right after creation: there is no
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from video_upload import metrics
 from video_upload.domain.errors import ERR_FORBIDDEN, ERR_LENGTH_MISMATCH, ERR_OFFSET_MISMATCH
@@ -16,14 +19,43 @@ from video_upload.domain.events import UPLOAD_CREATED
 from video_upload.domain.records import Video
 from video_upload.lifecycle.media import display_name, video_content_type
 from video_upload.lifecycle.quotas import check_quota
-from video_upload.lifecycle.records import NewUpload, new_upload_row
+from video_upload.lifecycle.records import Clock, NewUpload, new_upload_row
 
 if TYPE_CHECKING:
-    from video_upload.lifecycle.service import UploadService
+    from video_upload.config import Settings
+    from video_upload.lifecycle.events import EventRecorder
+    from video_upload.persistence.database import Transaction, TransactionScope
+    from video_upload.storage.base import UploadStore
+
+T = TypeVar("T")
+
+
+class CreationHost(Protocol):
+    """What `UploadCreation` uses of the service that builds it (`UploadService`)."""
+
+    clock: Clock
+    events: EventRecorder
+    events_committed: Callable[[], None]
+    settings: Settings
+    store: UploadStore
+
+    def check_length(self, length: int) -> None: ...
+
+    def database(self) -> TransactionScope: ...
+
+    def next_expiry(self) -> datetime: ...
+
+    async def owned_session(
+        self, db: Transaction, user_id: str, session_id: str | None
+    ) -> uuid.UUID: ...
+
+    async def owned_upload(self, db: Transaction, user_id: str, upload_id: str) -> Video: ...
+
+    async def storage_call(self, operation: Awaitable[T]) -> T: ...
 
 
 class UploadCreation:
-    def __init__(self, service: UploadService) -> None:
+    def __init__(self, service: CreationHost) -> None:
         self.service = service
 
     async def create(self, user_id: str, new: NewUpload) -> Video:

@@ -15,19 +15,34 @@ the offset claims, and the next write starts from the committed offset, overwrit
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from video_upload.domain.records import Video
-from video_upload.lifecycle.records import stored
+from video_upload.lifecycle.records import Clock, stored
 
 if TYPE_CHECKING:
-    from video_upload.lifecycle.service import UploadService
+    from video_upload.persistence.database import TransactionScope
+    from video_upload.storage.base import UploadStore
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+
+class RecoveryHost(Protocol):
+    """What `CrashRecovery` uses of the service that builds it (`UploadService`)."""
+
+    clock: Clock
+    store: UploadStore
+
+    def database(self) -> TransactionScope: ...
+
+    async def storage_call(self, operation: Awaitable[T]) -> T: ...
+
 
 class CrashRecovery:
-    def __init__(self, service: UploadService) -> None:
+    def __init__(self, service: RecoveryHost) -> None:
         self.service = service
 
     async def lost_bytes(self, video: Video) -> bool:
