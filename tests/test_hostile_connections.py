@@ -34,6 +34,7 @@ from video_upload.persistence.engine import migrate
 
 LIMITS = ServerLimits(head_timeout=2.0, keep_alive_timeout=1, write_timeout=1.0)
 NETWORK_TIMEOUT = 1.0
+MIN_BODY_RATE = 2000  # bytes a second, over each NETWORK_TIMEOUT of waiting for body bytes
 SECRET = "hostile-connections-secret-0123456789"
 MIB = 1024 * 1024
 # How much later than its limit a cut-off may come on a loaded machine.
@@ -96,7 +97,13 @@ def guarded(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GuardedServer]:
     base = tmp_path_factory.mktemp("hostile")
-    settings = make_settings(request, base, "sqlite-local", network_timeout_seconds=NETWORK_TIMEOUT)
+    settings = make_settings(
+        request,
+        base,
+        "sqlite-local",
+        network_timeout_seconds=NETWORK_TIMEOUT,
+        min_body_rate_bytes_per_second=MIN_BODY_RATE,
+    )
     server = serve_guarded(settings, LIMITS)
     yield server
     server.stop()
@@ -321,6 +328,89 @@ def test_a_patch_whose_body_stalls_ends_at_the_network_timeout_and_keeps_what_ar
     rest = httpx.patch(url, headers=patch_headers(headers, sent), content=data[sent:], timeout=30)
     assert rest.status_code == 204, rest.text
     assert rest.headers["Upload-Offset"] == str(len(data))
+
+
+class PieceSender:
+    """Sends a request head, then `piece` bytes of the body every `interval` seconds, on a
+    thread, until the body is sent, the server stops taking it, or `stop` is called."""
+
+    def __init__(
+        self, sock: socket.socket, head: bytes, body: bytes, piece: int, interval: float
+    ) -> None:
+        self.sock, self.head, self.body = sock, head, body
+        self.piece, self.interval = piece, interval
+        self.sent = 0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._send, name="piece-sender")
+
+    def _send(self) -> None:
+        try:
+            self.sock.sendall(self.head)
+            while self.sent < len(self.body) and not self._stopped.is_set():
+                self.sock.sendall(self.body[self.sent : self.sent + self.piece])
+                self.sent += min(self.piece, len(self.body) - self.sent)
+                self._stopped.wait(self.interval)
+        except OSError:
+            pass  # the server closed the connection: what was sent is in `sent`
+
+    def __enter__(self) -> PieceSender:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=10)
+
+
+def test_a_patch_whose_body_trickles_below_the_minimum_rate_ends_and_keeps_what_arrived(
+    guarded: GuardedServer,
+) -> None:
+    """100 bytes every 0.2 s never waits a whole NETWORK_TIMEOUT for a byte, but brings 500
+    bytes a second, under MIN_BODY_RATE_BYTES_PER_SECOND: the PATCH ends after about a
+    NETWORK_TIMEOUT of waiting, answers 204 with the bytes it received committed, closes the
+    connection, and the upload resumes from there."""
+    data = pattern(100_000, seed=3)
+    url, headers = new_upload(guarded, len(data))
+    with guarded.connect() as sock:
+        head = request_head(
+            "PATCH", url, {**patch_headers(headers, 0), "Content-Length": str(len(data))}
+        )
+        started = time.monotonic()
+        with PieceSender(sock, head, data, piece=100, interval=0.2) as sender:
+            status, answer, _ = read_response(sock, started + 2 * NETWORK_TIMEOUT + SLACK)
+            ended = time.monotonic()
+            _, closed = read_until_closed(sock, ended + SLACK)
+    assert status == 204
+    assert answer["connection"] == "close"
+    assert closed is not None
+    assert 0 < int(answer["upload-offset"]) <= sender.sent < len(data)
+    assert ended - started <= 2 * NETWORK_TIMEOUT + SLACK
+
+    offset = offset_of(url, headers)
+    assert offset == int(answer["upload-offset"])
+    rest = httpx.patch(
+        url, headers=patch_headers(headers, offset), content=data[offset:], timeout=30
+    )
+    assert rest.status_code == 204, rest.text
+    assert rest.headers["Upload-Offset"] == str(len(data))
+
+
+def test_a_patch_body_slower_than_its_network_but_above_the_minimum_rate_completes(
+    guarded: GuardedServer,
+) -> None:
+    """1,000 bytes every 0.1 s (about 10 kB/s, five times the minimum) for three NETWORK_TIMEOUTs:
+    every window of waiting brings enough, so the whole body is taken and the connection kept."""
+    data = pattern(30_000, seed=4)
+    url, headers = new_upload(guarded, len(data))
+    with guarded.connect() as sock:
+        head = request_head(
+            "PATCH", url, {**patch_headers(headers, 0), "Content-Length": str(len(data))}
+        )
+        with PieceSender(sock, head, data, piece=1000, interval=0.1):
+            status, answer, _ = read_response(sock, time.monotonic() + 30)
+    assert status == 204
+    assert answer["upload-offset"] == str(len(data))
+    assert answer.get("connection") != "close"
 
 
 def test_a_body_that_stops_after_an_early_answer_does_not_hold_the_connection(

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # A request whose body (or whose answer's reader) moves no bytes for this long ends: a PATCH
     # keeps what it received and lets go of its upload (like tusd's -network-timeout).
     network_timeout_seconds: float = Field(default=60, gt=0)
+    # ... and so does a body whose bytes, over each NETWORK_TIMEOUT_SECONDS of waiting for them,
+    # average fewer than this a second (a trickle that never quite stalls; 0 turns it off).
+    min_body_rate_bytes_per_second: int = Field(default=256, ge=0)
     # Probe every completed upload with FFmpeg (PyAV): real duration, codecs, thumbnail; files
     # that are not videos, or longer than allowed, are rejected. Off only for tests of the
     # transport that upload random bytes.

@@ -160,7 +160,11 @@ def create_app(
     app.add_middleware(MethodOverrideMiddleware)
     app.add_middleware(DrainMiddleware, drain=drain)
     # header count, stalled bodies (NETWORK_TIMEOUT_SECONDS), answers given before the body
-    app.add_middleware(RequestLimits, network_timeout=settings.network_timeout_seconds)
+    app.add_middleware(
+        RequestLimits,
+        network_timeout=settings.network_timeout_seconds,
+        min_body_rate=settings.min_body_rate_bytes_per_second,
+    )
     # outside everything: the request id, the access log line, the request metrics
     app.add_middleware(Observe)
     app.state.drain = drain

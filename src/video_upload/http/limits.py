@@ -9,6 +9,11 @@ bounds the rest:
 - a wait for request body bytes that lasts `network_timeout` seconds (NETWORK_TIMEOUT_SECONDS)
   ends in `http.disconnect`, as if the client had gone: a tus PATCH keeps what it received and
   lets go of its upload (`lifecycle.streams`), any other request ends as for a vanished client;
+- so does a body that trickles: once the request has waited `network_timeout` seconds for body
+  bytes in all, and again each time it has waited that long more, the bytes that came in those
+  waits must average `min_body_rate` a second (MIN_BODY_RATE_BYTES_PER_SECOND), or it ends the
+  same way. Only time spent waiting for the client counts, so a slow disk or S3, which stops the
+  app from reading, never counts against a client;
 - an answer given before its request's body has all arrived (an early error, a stalled body)
   first reads and drops what is left of the body, up to `DRAIN_BYTES` and while it keeps
   coming (`DRAIN_WAIT_SECONDS` at most between messages), and otherwise closes the connection.
@@ -18,7 +23,7 @@ bounds the rest:
   reset before it reads its answer.
 
 One timer per request watches the waits for body bytes, re-armed from the time the current wait
-began: a wait itself costs a clock read and no timer (a tus PATCH body arrives in dozens of
+began: a wait itself costs two clock reads and no timer (a tus PATCH body arrives in dozens of
 messages).
 """
 
@@ -46,10 +51,15 @@ class RequestLimits:
     """Header count, stalled bodies, answers given before the body arrived."""
 
     def __init__(
-        self, app: ASGIApp, network_timeout: float, max_header_count: int = MAX_HEADER_COUNT
+        self,
+        app: ASGIApp,
+        network_timeout: float,
+        min_body_rate: int = 0,
+        max_header_count: int = MAX_HEADER_COUNT,
     ) -> None:
         self.app = app
         self.network_timeout = network_timeout
+        self.min_body_rate = min_body_rate
         self.max_header_count = max_header_count
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -59,7 +69,7 @@ class RequestLimits:
         if len(scope["headers"]) > self.max_header_count:
             await refuse_headers(send)
             return
-        watch = Watch(scope, receive, send, self.network_timeout)
+        watch = Watch(scope, receive, send, self.network_timeout, self.min_body_rate)
         try:
             await self.app(scope, watch.receive, watch.send)
         finally:
@@ -90,14 +100,16 @@ def expects_continue(scope: Scope) -> bool:
 
 
 class Watch:
-    """One request's `receive`, each wait for body bytes bounded by `timeout` seconds, and its
-    `send`, which sees that an answer leaves no body behind."""
+    """One request's `receive`, each wait for body bytes bounded by `timeout` seconds and the
+    bytes of every `timeout` seconds of waits by `min_rate`, and its `send`, which sees that an
+    answer leaves no body behind."""
 
     __slots__ = (
         "_body_complete",
         "_draining",
         "_expired",
         "_loop",
+        "_min_rate",
         "_receive",
         "_receiver",
         "_scope",
@@ -105,13 +117,22 @@ class Watch:
         "_since",
         "_timeout",
         "_timer",
+        "_window_bytes",
+        "_window_waited",
     )
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send, timeout: float) -> None:
+    def __init__(
+        self, scope: Scope, receive: Receive, send: Send, timeout: float, min_rate: int = 0
+    ) -> None:
         self._scope = scope
         self._receive = receive
         self._send = send
         self._timeout = timeout
+        self._min_rate = min_rate
+        # the bytes received, and the seconds spent waiting for them (finished waits only),
+        # since the rate was last checked
+        self._window_bytes = 0
+        self._window_waited = 0.0
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._body_complete = False
@@ -135,19 +156,15 @@ class Watch:
         except asyncio.CancelledError:
             receiver = self._receiver
             if self._expired and receiver is not None and receiver.uncancel() == 0:
-                if not self._draining:
-                    log.info(
-                        "%s %s: no body bytes for %ss; the request ends as if the client had gone",
-                        self._scope["method"],
-                        self._scope["path"],
-                        self._timeout,
-                    )
                 return DISCONNECT
             raise
         finally:
+            self._window_waited += self._loop.time() - now
             self._since = None
         if message["type"] != "http.request" or not message.get("more_body", False):
             self._body_complete = True
+        else:
+            self._window_bytes += len(message.get("body", b""))
         return message
 
     async def send(self, message: Message) -> None:
@@ -181,14 +198,43 @@ class Watch:
         return self._body_complete and not self._expired
 
     def _check(self) -> None:
-        """The timer: cancel a wait that has lasted the timeout, else look again when the
-        current one would reach it (no wait: the next one arms the timer anew)."""
+        """The timer: end a wait that has lasted the timeout, or a body whose last `timeout`
+        seconds of waits brought too few bytes; else look again when either could next be true
+        (no wait: the next one arms the timer anew)."""
         self._timer = None
         since = self._since
         if since is None or self._receiver is None:
             return
-        if self._loop.time() - since >= self._timeout:
-            self._expired = True
-            self._receiver.cancel()
-        else:
-            self._timer = self._loop.call_at(since + self._timeout, self._check)
+        now = self._loop.time()
+        current = now - since
+        if current >= self._timeout:
+            self._expire(f"no body bytes for {self._timeout}s")
+            return
+        waited = self._window_waited + current
+        if self._min_rate and waited >= self._timeout:
+            if self._window_bytes < self._min_rate * waited:
+                self._expire(
+                    f"{self._window_bytes} body bytes in {waited:.0f}s of waiting, "
+                    f"fewer than {self._min_rate} a second"
+                )
+                return
+            # a new window from now: the current wait counts only from here on
+            self._window_bytes, self._window_waited = 0, -current
+            waited = 0.0
+        next_check = since + self._timeout
+        if self._min_rate:
+            next_check = min(next_check, now + self._timeout - waited)
+        self._timer = self._loop.call_at(next_check, self._check)
+
+    def _expire(self, why: str) -> None:
+        """End the current wait for body bytes; the request goes on as if the client had gone."""
+        self._expired = True
+        if not self._draining:
+            log.info(
+                "%s %s: %s; the request ends as if the client had gone",
+                self._scope["method"],
+                self._scope["path"],
+                why,
+            )
+        assert self._receiver is not None
+        self._receiver.cancel()
