@@ -8,7 +8,7 @@ requests into these calls and `ServiceError`s into answers.
 Durability rule: bytes go to the store first and the offset is committed after, with a
 conditional update on the offset the write started from. The database therefore never claims
 bytes the store does not hold (short of a machine crash before they were flushed, which
-`uploads.recovery` repairs), and of two racing writers only one can commit.
+`lifecycle.recovery` repairs), and of two racing writers only one can commit.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ class UploadService:
 
     async def current(self, user_id: str, upload_id: str) -> Video:
         """The upload as a client about to resume it must see it: moved back first if its
-        store lost committed bytes in a machine crash (see `uploads.recovery`)."""
+        store lost committed bytes in a machine crash (see `lifecycle.recovery`)."""
         video = await self.get(user_id, upload_id)
         if not await self.recovery.lost_bytes(video):
             return video
@@ -367,7 +367,7 @@ class UploadService:
                 return video
             return await self._finish(video)
 
-    # -- concatenation (see uploads.concat) ------------------------------------------------
+    # -- concatenation (see lifecycle.concat) ------------------------------------------------
 
     async def create_final(
         self,
