@@ -180,6 +180,41 @@ def test_aborting_and_expiring_uploads_send_their_events(
     assert by_upload == expected
 
 
+@pytest.mark.parametrize("backend", DATABASES)
+def test_cleanup_prunes_deliveries_delivered_longer_ago_than_the_retention(
+    request: pytest.FixtureRequest, tmp_path: Path, receiver: WebhookReceiver, backend: str
+) -> None:
+    server = hooked_server(request, tmp_path, backend, receiver, webhook_retention_days=2)
+    from video_upload.lifecycle.cleanup import VideoService
+
+    def statuses(upload_id: str) -> list[str]:
+        async def read() -> list[str]:
+            async with server.services.uploads.database() as db:
+                listed = await db.outbox.listed(None, 10_000)
+            return [delivery.status for delivery in listed if delivery.upload_id == upload_id]
+
+        return server.run(read())
+
+    try:
+        upload_id = upload_video(server.base_url, server.token("alice"), b"z" * 100)
+        receiver.wait_for(2)
+        delivered = eventually_equal(lambda: statuses(upload_id), ["delivered", "delivered"])
+        server.clock.advance(hours=47)
+        server.run(VideoService(server.services).cleanup())
+        still_there = statuses(upload_id)
+        server.clock.advance(hours=2)
+        pruned = server.run(VideoService(server.services).cleanup())
+        gone = statuses(upload_id)
+    finally:
+        server.stop()
+    assert delivered == ["delivered", "delivered"]
+    assert still_there == ["delivered", "delivered"]
+    # The PostgreSQL database is shared by the run: other tests' deliveries may go too.
+    assert pruned.deliveries_pruned >= 2
+    assert "pruned" in pruned.summary()
+    assert gone == []
+
+
 def test_a_video_the_probe_refuses_sends_a_rejected_event_with_the_reason(
     request: pytest.FixtureRequest, tmp_path: Path, receiver: WebhookReceiver
 ) -> None:

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     webhook_retry_hours: float = Field(default=24, gt=0)
     webhook_timeout_seconds: float = Field(default=10, gt=0)
     webhook_max_backoff_seconds: float = Field(default=300, gt=0)
+    # Cleanup deletes deliveries this long after they were delivered; failed ones stay until an
+    # operator retries them (`video-upload webhooks retry`).
+    webhook_retention_days: float = Field(default=7, gt=0)
 
     @field_validator("s3_key_prefix")
     @classmethod

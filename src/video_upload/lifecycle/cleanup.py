@@ -32,6 +32,9 @@ Rules:
   `expired` no longer need their storage, so a failed termination is retried by the next round's
   orphan sweep).
 
+Webhook deliveries (`persistence.outbox`) delivered over `WEBHOOK_RETENTION_DAYS` ago are
+deleted in the same round; failed ones stay until an operator retries them.
+
 Several cleaners (the CLI, the in-process periodic task of every worker and node) may run at
 the same time; each upload is cleaned exactly once.
 """
@@ -83,6 +86,8 @@ class CleanupReport:
     """The `upload_id`s counted in `expired`."""
     orphan_keys: tuple[str, ...] = ()
     """The storage keys counted in `orphans`."""
+    deliveries_pruned: int = 0
+    """Webhook deliveries deleted `WEBHOOK_RETENTION_DAYS` after they were delivered."""
 
     def summary(self) -> str:
         """One line for people, e.g. `cleaned 3 expired uploads, removed 1 orphan`."""
@@ -95,6 +100,8 @@ class CleanupReport:
             extras.append(f"skipped {_plural(self.skipped, 'busy upload')}")
         if self.failed:
             extras.append(f"{_plural(self.failed, 'storage failure')} (retried next round)")
+        if self.deliveries_pruned:
+            extras.append(f"pruned {_plural(self.deliveries_pruned, 'delivered webhook')}")
         return text + (f" ({', '.join(extras)})" if extras else "")
 
 
@@ -171,13 +178,14 @@ class VideoService:
         return (await self.cleanup()).expired
 
     async def cleanup(self) -> CleanupReport:
-        """Clean expired uploads, then remove orphaned storage; report both.
+        """Clean expired uploads, remove orphaned storage, prune old webhook deliveries; report.
 
         Database failures propagate (as `ServiceError`); storage failures of single uploads are
         logged, counted in `failed`, and retried by a later round.
         """
         expired = await self.expire_uploads()
         orphans = await self.remove_orphans()
+        pruned = await self.prune_deliveries()
         report = CleanupReport(
             expired=expired.expired,
             orphans=orphans.orphans,
@@ -185,11 +193,12 @@ class VideoService:
             failed=expired.failed + orphans.failed,
             expired_ids=expired.expired_ids,
             orphan_keys=orphans.orphan_keys,
+            deliveries_pruned=pruned,
         )
         metrics.cleanup_runs.inc()
         metrics.cleanup_removed.labels("expired").inc(report.expired)
         metrics.cleanup_removed.labels("orphan").inc(report.orphans)
-        if report.expired or report.orphans or report.failed:
+        if report.expired or report.orphans or report.failed or report.deliveries_pruned:
             log.info("cleanup: %s", report.summary())
         return report
 
@@ -219,6 +228,15 @@ class VideoService:
         return CleanupReport(
             expired=len(cleaned), skipped=skipped, failed=failed, expired_ids=tuple(cleaned)
         )
+
+    async def prune_deliveries(self) -> int:
+        """Delete webhook deliveries delivered over `WEBHOOK_RETENTION_DAYS` ago (the outbox
+        would otherwise keep every event for good); failed ones stay for an operator."""
+        retention = timedelta(days=self.uploads.settings.webhook_retention_days)
+        async with self.uploads.database() as db:
+            pruned = await db.outbox.prune_delivered(self.uploads.clock() - retention)
+            await db.commit()
+        return pruned
 
     async def remove_orphans(self) -> CleanupReport:
         """Remove store keys last written over the expiration period ago that no live row needs.

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -141,6 +141,15 @@ class OutboxRepository:
             query.values(
                 status=PENDING, attempts=0, next_attempt_at=now, claimed_until=None
             ).execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0))
+
+    async def prune_delivered(self, before: datetime) -> int:
+        """Delete the deliveries delivered before `before`; how many."""
+        result = await self.db.execute(
+            delete(Row)
+            .where(Row.status == DELIVERED, Row.delivered_at < before)
+            .execution_options(synchronize_session=False)
         )
         return int(getattr(result, "rowcount", 0))
 
