@@ -3,6 +3,7 @@ headers with numbers too large to parse or ranges that are invalid."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -10,9 +11,13 @@ import pytest
 
 from tests.conftest import User
 from tests.support.live import LiveServer
+from tests.support.s3server import s3_client
 from tests.support.tus import OCTETS, metadata, pattern
+from video_upload.domain.records import Video
 from video_upload.lifecycle.service import stored
 from video_upload.storage.base import ByteRange, StoredUpload
+from video_upload.storage.local import LocalStore
+from video_upload.storage.s3_parts import UploadState
 
 TUS_PATH = "/api/v1/videos/tus"
 API = "/api/v1"
@@ -63,6 +68,47 @@ def test_content_whose_bytes_are_gone_is_404_content_missing_before_any_header(
     # the record is as it was
     record = client.get(f"{API}/videos/{video_id}", headers=user.bearer).json()
     assert (record["status"], record["size"]) == ("completed", SIZE)
+
+
+def cut_short(server: LiveServer, video: Video, size: int) -> None:
+    """Leave only the first `size` bytes of a finished video in its store (a file truncated by
+    hand, an object overwritten)."""
+    upload = stored(video)
+    if isinstance(server.store, LocalStore):
+        os.truncate(server.store.path_for(upload.key), size)
+        return
+    object_key = UploadState.from_dict(upload.state, "").object_key
+    assert object_key
+    content = (
+        s3_client(server.settings.s3_endpoint_url)
+        .get_object(Bucket=server.settings.s3_bucket_name, Key=object_key)["Body"]
+        .read()
+    )
+    s3_client(server.settings.s3_endpoint_url).put_object(
+        Bucket=server.settings.s3_bucket_name, Key=object_key, Body=content[:size]
+    )
+
+
+def test_content_cut_short_in_storage_is_404_content_missing_before_any_header(
+    client: httpx.Client, server: LiveServer, user: User, session_id: str
+) -> None:
+    """A download never starts with a Content-Length the store cannot fill: the bytes are read
+    (the range's last byte included) before the answer starts."""
+    upload_id, video_id = finished_video(client, user, session_id, pattern(SIZE))
+    video = server.run(server.services.uploads.get(user.id, upload_id))
+    cut_short(server, video, SIZE // 2)
+
+    response = client.get(content_url(video_id), headers=user.bearer)
+    head = client.head(content_url(video_id), headers=user.bearer)
+    first_half = client.get(
+        content_url(video_id), headers={**user.bearer, "Range": f"bytes=0-{SIZE // 2 - 1}"}
+    )
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "content_missing"
+    assert head.status_code == 404
+    assert first_half.status_code == 206
+    assert first_half.content == pattern(SIZE)[: SIZE // 2]
 
 
 def test_content_during_a_storage_outage_is_503_with_retry_after(
