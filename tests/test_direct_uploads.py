@@ -590,3 +590,33 @@ def test_direct_uploads_need_s3(request: pytest.FixtureRequest) -> None:
     for answer in answers:
         assert answer.status_code == 404, answer.text
         assert answer.json()["error"]["code"] == "direct_uploads_unavailable"
+
+
+def test_part_and_playback_urls_are_signed_for_the_public_s3_endpoint_and_work_there(
+    request: pytest.FixtureRequest, s3_endpoint: str
+) -> None:
+    """With S3_PUBLIC_ENDPOINT_URL the service talks to S3 at S3_ENDPOINT_URL and hands out URLs
+    for the public one (here another name of the same server): they carry its host, and S3
+    accepts their signatures there."""
+    public = s3_endpoint.replace("127.0.0.1", "localhost")
+    assert public != s3_endpoint
+    server = _start(request, "sqlite-s3", s3_public_endpoint_url=public)
+    direct = Direct(server)
+    try:
+        data = os.urandom(1000)
+        upload = direct.start(len(data))
+        signed = direct.sign(upload, 1)
+        etag = direct.put_part(upload, 1, data)
+        completed = direct.complete(upload, [{"PartNumber": 1, "ETag": etag}])
+        assert completed.status_code == 200, completed.text
+        video_id = completed.json()["video"]["id"]
+        playback = direct.http.get(f"/api/v1/videos/{video_id}/playback")
+        assert playback.status_code == 200, playback.text
+        played = httpx.get(playback.json()["url"], timeout=30)
+    finally:
+        direct.close()
+        server.stop()
+    assert signed.json()["url"].startswith(f"{public}/")
+    assert playback.json()["url"].startswith(f"{public}/")
+    assert played.status_code == 200
+    assert played.content == data

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     aws_region: str = "us-east-1"
     s3_bucket_name: str = "musictracker-media"
     s3_endpoint_url: str = ""
+    # Where clients reach S3, when not at S3_ENDPOINT_URL (the service's own, often a private
+    # address): presigned part and playback URLs are signed for this endpoint.
+    s3_public_endpoint_url: str = ""
     s3_key_prefix: str = "uploads/"
     s3_part_size: int = Field(default=S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE)
 

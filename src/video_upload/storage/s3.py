@@ -101,8 +101,15 @@ class S3Store(S3DirectUploads):
     `await S3Store.open(settings)`; the request counters (`request_counts`, `bytes_sent`,
     `bytes_received`, `bytes_copied`) come from S3Requests."""
 
-    def __init__(self, client: Any, settings: Settings, stack: AsyncExitStack | None = None):
+    def __init__(
+        self,
+        client: Any,
+        settings: Settings,
+        stack: AsyncExitStack | None = None,
+        signer: Any = None,
+    ):
         super().__init__(client, settings.s3_bucket_name)
+        self.signer = client if signer is None else signer
         self._stack = stack
         self.prefix = settings.s3_key_prefix
         self.part_size = settings.s3_part_size
@@ -121,18 +128,27 @@ class S3Store(S3DirectUploads):
             signature_version="s3v4",  # presigned URLs too (botocore presigns SigV2 otherwise)
         )
         stack = AsyncExitStack()
-        try:
-            client = await stack.enter_async_context(
-                get_session().create_client(
-                    "s3",
-                    region_name=settings.aws_region or None,
-                    endpoint_url=settings.s3_endpoint_url or None,
-                    aws_access_key_id=settings.aws_access_key_id or None,
-                    aws_secret_access_key=settings.aws_secret_access_key.get_secret_value() or None,
-                    config=config,
-                )
+
+        def new_client(endpoint_url: str) -> Any:
+            return get_session().create_client(
+                "s3",
+                region_name=settings.aws_region or None,
+                endpoint_url=endpoint_url or None,
+                aws_access_key_id=settings.aws_access_key_id or None,
+                aws_secret_access_key=settings.aws_secret_access_key.get_secret_value() or None,
+                config=config,
             )
-            store = cls(client, settings, stack)
+
+        try:
+            client = await stack.enter_async_context(new_client(settings.s3_endpoint_url))
+            # Presigned URLs are signed for the host clients use (SigV4 signs it); this client
+            # only signs, locally, and never sends a request.
+            signer = None
+            if settings.s3_public_endpoint_url:
+                signer = await stack.enter_async_context(
+                    new_client(settings.s3_public_endpoint_url)
+                )
+            store = cls(client, settings, stack, signer)
             await store._ensure_bucket(settings.aws_region)
         except (BotoCoreError, ValueError) as error:
             await stack.aclose()
@@ -409,7 +425,7 @@ class S3Store(S3DirectUploads):
     ) -> str:
         """A presigned GetObject URL of the finished upload's object (PlaybackSigningStore),
         answered with `content_type`. Signed locally with the client's credentials: no request
-        is sent, and the URL reaches S3 at S3_ENDPOINT_URL, as the service does."""
+        is sent, and the URL reaches S3 at S3_PUBLIC_ENDPOINT_URL, else S3_ENDPOINT_URL."""
         state = self._state(upload)
         if not state.finished:
             raise StorageError("only a finished upload can be played", retryable=False)
@@ -419,7 +435,7 @@ class S3Store(S3DirectUploads):
             "ResponseContentType": content_type,
         }
         try:
-            url = await self._client.generate_presigned_url(
+            url = await self.signer.generate_presigned_url(
                 "get_object", Params=params, ExpiresIn=expires_seconds
             )
         except (BotoCoreError, ValueError) as error:

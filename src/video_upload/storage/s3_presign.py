@@ -5,7 +5,7 @@ The client PUTs each part to a URL signed here, locally, with the store's own cr
 request is sent to sign). The URL is signed with SigV4 for exactly one part number of one
 multipart upload, and with the part's `Content-Length`, so S3 refuses (403) a body of any other
 length: a client cannot put more bytes in a part than the declared file size gives it. It
-reaches S3 at `S3_ENDPOINT_URL` (or AWS's own endpoint), which the client must be able to reach.
+reaches S3 at `S3_PUBLIC_ENDPOINT_URL` when set, else at `S3_ENDPOINT_URL` (or AWS's own endpoint).
 
 Calls, and the IAM actions they need on `<bucket>/<prefix>*`: CreateMultipartUpload
 (`s3:PutObject`), the presigned UploadPart (`s3:PutObject`, checked when the client sends it),
@@ -40,6 +40,7 @@ class S3DirectUploads(S3Requests):
 
     prefix: str
     part_size: int
+    signer: Any  # the client that signs URLs for the endpoint clients reach
 
     def _object_key(self, key: str) -> str:
         raise NotImplementedError  # S3Store's
@@ -68,7 +69,7 @@ class S3DirectUploads(S3Requests):
             "ContentLength": size,
         }
         try:
-            url = await self._client.generate_presigned_url(
+            url = await self.signer.generate_presigned_url(
                 "upload_part", Params=params, ExpiresIn=expires_seconds
             )
         except (BotoCoreError, ValueError) as error:
