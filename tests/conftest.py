@@ -3,6 +3,12 @@
 PostgreSQL is the machine's server at 127.0.0.1:5432 (a throwaway database per run); S3 is
 SeaweedFS's S3 gateway, started here once per session on loopback ports. With CI=true an
 unreachable PostgreSQL fails the run.
+
+A test whose checked requests are answered at the HTTP edge (routing; header, body and query
+validation; authentication; CORS; the OpenAPI document) before any database or store is asked,
+and which asserts nothing about stored rows or bytes, cannot depend on the back end: it is marked
+`@pytest.mark.any_backend` and runs once, on the sqlite-local server the others share (a session
+or upload it makes first, only to aim its request at, does not change that).
 """
 
 from __future__ import annotations
@@ -29,6 +35,33 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 DATABASES = ["sqlite", "postgres"]
 STORES = ["local", "s3"] if importlib.util.find_spec("video_upload.storage.s3") else ["local"]
 BACKENDS = [f"{database}-{store}" for store in STORES for database in DATABASES]
+# pytest groups tests by a session fixture's parameter index, and the one value `any_backend`
+# gives `server` has index 0: as BACKENDS[0], those tests share that back end's server.
+ANY_BACKEND = BACKENDS[0]
+assert ANY_BACKEND == "sqlite-local"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "any_backend(fixture='server'): the outcome cannot depend on the database or store, so "
+        f"the test runs on one back end ({ANY_BACKEND}) instead of each (see tests/conftest.py)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest parametrizes `server` over every back end
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`@pytest.mark.any_backend` (or `any_backend("probing")` for a module's own fixture
+    parametrized over BACKENDS): parametrize that fixture with ANY_BACKEND alone."""
+    marker = metafunc.definition.get_closest_marker("any_backend")
+    if marker is None:
+        return
+    fixture = marker.args[0] if marker.args else "server"
+    if fixture not in metafunc.fixturenames:
+        raise ValueError(f"{metafunc.definition.nodeid}: any_backend, but no {fixture!r} fixture")
+    metafunc.definition.add_marker(
+        pytest.mark.parametrize(fixture, [ANY_BACKEND], indirect=True), append=False
+    )
 
 
 def create_database_or_skip() -> str:

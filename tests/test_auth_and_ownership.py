@@ -39,6 +39,7 @@ def bad_tokens(server: LiveServer) -> dict[str, str]:
     }
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     "case", ["missing", "not bearer", "garbage", "expired", "wrong key", "alg none", "no sub"]
 )
@@ -87,6 +88,7 @@ def test_options_needs_no_auth_and_health_needs_none(client: httpx.Client) -> No
     assert ready.status_code == 200, ready.text
 
 
+@pytest.mark.any_backend
 async def test_cors_preflight_allows_tus_headers_and_exposes_them(server: LiveServer) -> None:
     from video_upload.http.app import create_app
 

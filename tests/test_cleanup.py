@@ -513,6 +513,7 @@ def test_storage_left_by_an_interrupted_cleanup_is_removed_by_a_later_round(
 # -- the periodic task and the command -------------------------------------------------------------
 
 
+@pytest.mark.any_backend
 def test_periodic_cleanup_is_off_by_default(server: LiveServer) -> None:
     assert server.settings.cleanup_interval_minutes == 0
     assert server.app.state.cleanup is None

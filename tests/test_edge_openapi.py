@@ -24,6 +24,7 @@ def schema_of(document: dict[str, Any], name: str) -> dict[str, Any]:
     return schema
 
 
+@pytest.mark.any_backend
 def test_openapi_states_the_bounds_of_upload_init_with_the_configured_maxima(
     client: httpx.Client, server: LiveServer
 ) -> None:
@@ -100,6 +101,7 @@ def test_a_sessions_videos_come_a_page_at_a_time(
     assert "Link" not in whole.headers
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("query", ["limit=0", "limit=501", "cursor=abc", "cursor=-1"])
 def test_a_page_size_or_cursor_out_of_bounds_is_422(
     client: httpx.Client, user: User, session_id: str, query: str
@@ -153,6 +155,7 @@ async def test_a_missing_swagger_ui_package_says_to_run_make_setup(tmp_path: Pat
     assert "swagger-ui-dist" in response.text and "make setup" in response.text
 
 
+@pytest.mark.any_backend
 def test_the_services_own_docs_load_nothing_from_a_cdn(client: httpx.Client) -> None:
     page = client.get("/docs")
     assert page.status_code == 200

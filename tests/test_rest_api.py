@@ -1,6 +1,7 @@
 """The REST API around tus: init, status, complete, abort, retrieval with ranges, errors, OpenAPI.
 
-Every test runs against a live server on each database x store back end (see conftest).
+Every test runs against a live server on each database x store back end, but those marked
+`any_backend`, which run on one (see conftest).
 """
 
 from __future__ import annotations
@@ -162,6 +163,7 @@ def test_init_for_another_users_session_returns_403(
     assert_error(response, 403)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("file_size", [0, -1])
 def test_init_with_non_positive_file_size_returns_400(
     client: httpx.Client, user: User, session_id: str, file_size: int
@@ -172,6 +174,7 @@ def test_init_with_non_positive_file_size_returns_400(
     assert_error(response, 400)
 
 
+@pytest.mark.any_backend
 def test_init_with_file_size_over_limit_returns_413(
     client: httpx.Client, server: LiveServer, user: User, session_id: str
 ) -> None:
@@ -187,6 +190,7 @@ def test_init_with_file_size_at_limit_is_accepted(
     assert init(client, user, session_id, file_size=limit).body["upload_id"]
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("duration", [0, -5])
 def test_init_with_non_positive_duration_returns_400(
     client: httpx.Client, user: User, session_id: str, duration: float
@@ -195,6 +199,7 @@ def test_init_with_non_positive_duration_returns_400(
     assert_error(client.post(INIT, json=body, headers=user.bearer), 400)
 
 
+@pytest.mark.any_backend
 def test_init_with_duration_over_limit_returns_400(
     client: httpx.Client, server: LiveServer, user: User, session_id: str
 ) -> None:
@@ -211,6 +216,7 @@ def test_init_with_duration_at_limit_is_accepted(
     assert listed(client, user, session_id)[upload.upload_id]["declared_duration_seconds"] == limit
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("filename", "content_type"),
     [
@@ -226,6 +232,7 @@ def test_init_with_a_non_video_content_type_returns_415(
     assert_error(client.post(INIT, json=body, headers=user.bearer), 415)
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("filename", ["notes.txt", "song.mp3", "photo.jpg", "no-extension"])
 def test_init_without_content_type_and_a_non_video_filename_returns_415(
     client: httpx.Client, user: User, session_id: str, filename: str
@@ -252,6 +259,7 @@ def test_init_with_a_declared_video_type_accepts_any_filename(
     assert listed(client, user, session_id)[upload.upload_id]["content_type"] == "video/quicktime"
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -278,6 +286,7 @@ def test_init_with_a_missing_or_mistyped_field_returns_422_naming_it(
     assert field in [problem["field"] for problem in error["details"]["fields"]]
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("content", [b"", b"{not json", b"[]"])
 def test_init_with_a_body_that_is_not_a_json_object_returns_422(
     client: httpx.Client, user: User, content: bytes
@@ -457,6 +466,7 @@ def test_complete_of_another_users_upload_is_refused_and_changes_nothing(
     assert listed(client, user, session_id)[upload.upload_id]["status"] != "completed"
 
 
+@pytest.mark.any_backend
 @pytest.mark.parametrize("body", [{}, {"upload_id": 5}, {"upload_id": ""}])
 def test_complete_without_a_valid_upload_id_returns_422(
     client: httpx.Client, user: User, body: dict[str, Any]
@@ -746,6 +756,7 @@ def test_every_endpoint_without_a_valid_token_returns_401(
     assert set(listed(client, user, session_id)) == {completed.upload_id}
 
 
+@pytest.mark.any_backend
 def test_unknown_api_paths_and_methods_answer_with_json_errors(
     client: httpx.Client, user: User
 ) -> None:
@@ -781,6 +792,7 @@ def schema_refs(schema: Any) -> set[str]:
     return set()
 
 
+@pytest.mark.any_backend
 def test_openapi_documents_every_rest_endpoint_with_schemas_and_error_responses(
     client: httpx.Client,
 ) -> None:
@@ -832,6 +844,7 @@ TUS_OPERATIONS = [
 ]
 
 
+@pytest.mark.any_backend
 def test_openapi_documents_the_tus_endpoints_headers_and_answers(client: httpx.Client) -> None:
     document = client.get("/openapi.json").json()
     for method, path, success, headers, errors in TUS_OPERATIONS:
@@ -848,6 +861,7 @@ def test_openapi_documents_the_tus_endpoints_headers_and_answers(client: httpx.C
     assert list(patch["requestBody"]["content"]) == ["application/offset+octet-stream"]
 
 
+@pytest.mark.any_backend
 def test_openapi_requires_the_bearer_token_on_every_api_operation(client: httpx.Client) -> None:
     document = client.get("/openapi.json").json()
     scheme = document["components"]["securitySchemes"]["bearerAuth"]
@@ -861,6 +875,7 @@ def test_openapi_requires_the_bearer_token_on_every_api_operation(client: httpx.
     assert unprotected == []
 
 
+@pytest.mark.any_backend
 def test_docs_page_is_served(client: httpx.Client) -> None:
     response = client.get("/docs")
     assert response.status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.conftest import User
 from tests.support.live import LiveServer
@@ -127,6 +128,7 @@ def test_final_upload_of_a_non_partial_upload_returns_400(
     assert response.status_code == 400
 
 
+@pytest.mark.any_backend
 def test_final_upload_pointing_outside_the_tus_endpoint_returns_400(
     client: httpx.Client, user: User, session_id: str
 ) -> None:

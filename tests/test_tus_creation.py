@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from tests.conftest import User
 from tests.support.live import LiveServer
@@ -41,6 +42,7 @@ def test_options_advertises_version_extensions_max_size_and_checksums_without_au
     assert "sha1" in response.headers["Tus-Checksum-Algorithm"].split(",")
 
 
+@pytest.mark.any_backend
 def test_other_methods_on_the_creation_endpoint_return_405_naming_post(
     client: httpx.Client, user: User
 ) -> None:
@@ -62,12 +64,14 @@ def test_creation_returns_201_with_an_absolute_location_and_expiry(
     assert response.headers["Upload-Expires"].endswith("GMT")
 
 
+@pytest.mark.any_backend
 def test_creation_without_length_or_defer_returns_400(
     client: httpx.Client, user: User, session_id: str
 ) -> None:
     assert create(client, user, session_id).status_code == 400
 
 
+@pytest.mark.any_backend
 def test_creation_with_invalid_length_returns_400(
     client: httpx.Client, user: User, session_id: str
 ) -> None:
@@ -75,6 +79,7 @@ def test_creation_with_invalid_length_returns_400(
         assert create(client, user, session_id, Upload_Length=bad).status_code == 400, bad
 
 
+@pytest.mark.any_backend
 def test_creation_with_both_length_and_defer_returns_400(
     client: httpx.Client, user: User, session_id: str
 ) -> None:
@@ -82,6 +87,7 @@ def test_creation_with_both_length_and_defer_returns_400(
     assert response.status_code == 400
 
 
+@pytest.mark.any_backend
 def test_creation_over_max_size_returns_413(
     client: httpx.Client, user: User, session_id: str, server: LiveServer
 ) -> None:
@@ -101,6 +107,7 @@ def test_creation_keeps_metadata_exactly_as_sent(
     assert head.headers["Upload-Metadata"] == raw
 
 
+@pytest.mark.any_backend
 def test_creation_with_duplicate_metadata_keys_returns_400(
     client: httpx.Client, user: User, session_id: str
 ) -> None:
@@ -111,6 +118,7 @@ def test_creation_with_duplicate_metadata_keys_returns_400(
     assert response.status_code == 400
 
 
+@pytest.mark.any_backend
 def test_creation_with_non_base64_metadata_returns_400(
     client: httpx.Client, user: User, session_id: str
 ) -> None:
@@ -140,6 +148,7 @@ def test_creation_in_another_users_session_returns_403(
     assert response.status_code == 403
 
 
+@pytest.mark.any_backend
 def test_creation_of_a_non_video_filetype_returns_415(
     client: httpx.Client, user: User, session_id: str
 ) -> None:
@@ -243,6 +252,7 @@ def test_zero_length_upload_is_complete_at_creation(
     assert head.headers["Upload-Length"] == "0"
 
 
+@pytest.mark.any_backend
 def test_request_without_tus_resumable_returns_412_with_version(
     client: httpx.Client, user: User, session_id: str
 ) -> None:

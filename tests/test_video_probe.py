@@ -351,6 +351,7 @@ def test_a_video_without_a_thumbnail_answers_404_json(
         assert response.json()["error"]["code"] == "thumbnail_not_found"
 
 
+@pytest.mark.any_backend("probing")
 def test_openapi_documents_the_thumbnail_and_the_probed_fields(http: httpx.Client) -> None:
     document = http.get("/openapi.json").json()
     operation = document["paths"][f"{API}/videos/{{video_id}}/thumbnail"]["get"]
