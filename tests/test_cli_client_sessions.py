@@ -134,3 +134,17 @@ def test_list_shows_the_users_sessions_as_a_table_and_as_json(
     as_json = video_upload(env, tmp_path, "sessions", "list", "--json")
     assert as_json.returncode == 0, as_json.stderr
     assert sorted(session["id"] for session in json.loads(as_json.stdout)) == sorted(ids)
+
+
+def test_client_commands_need_none_of_the_servers_settings(
+    server: LiveServer, user: User, tmp_path: Path
+) -> None:
+    """On a laptop whose environment holds settings the server would refuse (a JWT secret too
+    short to serve with), the client still runs, and leaves nothing in DATA_DIR."""
+    env = {**client_env(server, user, tmp_path), "JWT_SECRET": "too-short"}
+    created = video_upload(env, tmp_path, "sessions", "create", "Arpeggios")
+    listed = video_upload(env, tmp_path, "sessions", "list", "--json")
+    assert created.returncode == 0, created.stderr
+    assert listed.returncode == 0, listed.stderr
+    assert created.stdout.strip() in {str(session["id"]) for session in json.loads(listed.stdout)}
+    assert not (tmp_path / "cli-data").exists()

@@ -76,8 +76,8 @@ def run_upload(
     options = ["--duration", "30", "--chunk-size", "64KiB"]
     connection = ["--url", server.base_url, "--token", user.token]
     args = parser.parse_args(["upload", str(file), "--session", session_id, *options, *connection])
-    handler: Callable[[argparse.Namespace, object], int] = args.handler
-    return handler(args, None)
+    handler: Callable[[argparse.Namespace], int] = args.client_handler
+    return handler(args)
 
 
 @pytest.fixture

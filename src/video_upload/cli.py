@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    client_handler = getattr(args, "client_handler", None)
+    if client_handler is not None:  # the uploader runs anywhere, with no server settings
+        client_result: int = client_handler(args)
+        return client_result
     settings = Settings()
     configure_logging(settings.log_format)
     handler = args.handler

@@ -1,9 +1,10 @@
 """The client subcommands of `video-upload` (`upload`, `videos`, `sessions create|list`).
 
-`register(subparsers)` adds them to the `video-upload` parser. The server and the token come
-from `--url`/`--token`, else `VIDEO_UPLOAD_URL` (default http://127.0.0.1:8000) and
-`VIDEO_UPLOAD_TOKEN` (make one with `video-upload token --user ID`). Nothing of the server is
-imported here: the client speaks to it over HTTP only.
+`register(subparsers)` adds them to the `video-upload` parser, each as a `client_handler`
+taking only the parsed arguments: the client needs none of the server's settings. The server
+and the token come from `--url`/`--token`, else `VIDEO_UPLOAD_URL` (default
+http://127.0.0.1:8000) and `VIDEO_UPLOAD_TOKEN` (make one with `video-upload token --user ID`).
+Nothing of the server is imported here: the client speaks to it over HTTP only.
 
 `upload` and `sessions create` print only an id on standard output (so `ID=$(video-upload …)`
 works); the progress bar and notes go to standard error. Exit status: 0 done, 1 failed, 130
@@ -18,11 +19,16 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from video_upload.client.api import Api
+
+T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 URL_VARIABLE = "VIDEO_UPLOAD_URL"
@@ -63,13 +69,13 @@ def register(subparsers: Any) -> None:
     upload.add_argument(
         "--retries", type=int, default=8, help="attempts in a row before giving up (default: 8)"
     )
-    upload.set_defaults(handler=upload_command)
+    upload.set_defaults(client_handler=upload_command)
 
     videos = subparsers.add_parser("videos", help="list a practice session's videos")
     videos.add_argument("--session", required=True, help="practice session id")
     _connection_arguments(videos)
     videos.add_argument("--json", action="store_true", help="print the list as JSON")
-    videos.set_defaults(handler=videos_command)
+    videos.set_defaults(client_handler=videos_command)
 
     sessions = subparsers.add_parser(
         "sessions",
@@ -86,7 +92,7 @@ def register(subparsers: Any) -> None:
     )
     create.add_argument("name", help="the session's name, e.g. 'Scales, 3 March'")
     _connection_arguments(create)
-    create.set_defaults(handler=sessions_create_command)
+    create.set_defaults(client_handler=sessions_create_command)
     listing = actions.add_parser(
         "list",
         help="list your practice sessions",
@@ -95,7 +101,7 @@ def register(subparsers: Any) -> None:
     )
     _connection_arguments(listing)
     listing.add_argument("--json", action="store_true", help="print the list as JSON")
-    listing.set_defaults(handler=sessions_list_command)
+    listing.set_defaults(client_handler=sessions_list_command)
 
 
 def _connection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -152,7 +158,7 @@ def quiet_http_logs() -> None:
 # -- upload ------------------------------------------------------------------------------
 
 
-def upload_command(args: argparse.Namespace, _settings: object) -> int:
+def upload_command(args: argparse.Namespace) -> int:
     from video_upload.client.api import Api, ClientError
     from video_upload.client.media import DurationUnknown
     from video_upload.client.progress import ProgressReporter
@@ -208,19 +214,11 @@ def upload_command(args: argparse.Namespace, _settings: object) -> int:
 # -- listings and sessions -----------------------------------------------------------------
 
 
-def videos_command(args: argparse.Namespace, _settings: object) -> int:
-    from video_upload.client.api import Api, ClientError
+def videos_command(args: argparse.Namespace) -> int:
     from video_upload.client.progress import videos_table
 
-    console = _stderr()
-    token = _token_or_complain(console, args)
-    if token is None:
-        return 1
-    try:
-        with Api(server_url(args), token) as api:
-            videos = api.session_videos(args.session)
-    except ClientError as error:
-        console.print(f"[red]cannot list the videos:[/] {error}")
+    videos = _ask_server(args, "list the videos", lambda api: api.session_videos(args.session))
+    if videos is None:
         return 1
     if args.json:
         _print_json(videos)
@@ -229,21 +227,12 @@ def videos_command(args: argparse.Namespace, _settings: object) -> int:
     return 0
 
 
-def sessions_create_command(args: argparse.Namespace, _settings: object) -> int:
-    from video_upload.client.api import Api, ClientError
-
-    console = _stderr()
-    token = _token_or_complain(console, args)
-    if token is None:
-        return 1
-    try:
-        with Api(server_url(args), token) as api:
-            session = api.create_session(args.name)
-    except ClientError as error:
-        console.print(f"[red]cannot create the session:[/] {error}")
+def sessions_create_command(args: argparse.Namespace) -> int:
+    session = _ask_server(args, "create the session", lambda api: api.create_session(args.name))
+    if session is None:
         return 1
     session_id = str(session.get("id", ""))
-    console.print(
+    _stderr().print(
         f"created session {session_id} ({session.get('name') or 'no name'}); upload to it with "
         f"`video-upload upload FILE --session {session_id}`"
     )
@@ -251,25 +240,34 @@ def sessions_create_command(args: argparse.Namespace, _settings: object) -> int:
     return 0
 
 
-def sessions_list_command(args: argparse.Namespace, _settings: object) -> int:
-    from video_upload.client.api import Api, ClientError
+def sessions_list_command(args: argparse.Namespace) -> int:
     from video_upload.client.progress import sessions_table
 
-    console = _stderr()
-    token = _token_or_complain(console, args)
-    if token is None:
-        return 1
-    try:
-        with Api(server_url(args), token) as api:
-            sessions = api.sessions()
-    except ClientError as error:
-        console.print(f"[red]cannot list the sessions:[/] {error}")
+    sessions = _ask_server(args, "list the sessions", lambda api: api.sessions())
+    if sessions is None:
         return 1
     if args.json:
         _print_json(sessions)
     else:
         _stdout().print(sessions_table(sessions))
     return 0
+
+
+def _ask_server(args: argparse.Namespace, failure: str, call: Callable[[Api], T]) -> T | None:
+    """`call` with a client of the server and the user's token; None once the user has been
+    told why not (no token, or the server refused: "cannot `failure`: ...")."""
+    from video_upload.client.api import Api, ClientError
+
+    console = _stderr()
+    token = _token_or_complain(console, args)
+    if token is None:
+        return None
+    try:
+        with Api(server_url(args), token) as api:
+            return call(api)
+    except ClientError as error:
+        console.print(f"[red]cannot {failure}:[/] {error}")
+        return None
 
 
 def _token_or_complain(console: Console, args: argparse.Namespace) -> str | None:
