@@ -27,7 +27,6 @@ from typing import Any
 from bench import (
     cleanup,
     latency,
-    pg,
     report,
     s3requests,
     s3throughput,
@@ -57,52 +56,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=report.RESULTS_DIR)
     parser.add_argument("--no-save", action="store_true", help="print only, write no files")
     args = parser.parse_args(argv)
-    unknown = set(args.only.split(",")) - set(SECTIONS)
-    if unknown:
+    if unknown := set(args.only.split(",")) - set(SECTIONS):
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     return args
-
-
-async def _throughput(args: argparse.Namespace) -> dict[str, Any]:
-    with contextlib.ExitStack() as stack:
-        targets = [
-            stack.enter_context(servers.sink("sink")),
-            stack.enter_context(servers.sink("sink_fsync", fsync=True)),
-            stack.enter_context(servers.sink("sink_durable", durable=True)),
-            stack.enter_context(servers.service("service")),
-        ]
-        reason = pg.unavailable()
-        if reason is None:
-            targets.append(stack.enter_context(servers.service("service_postgres", postgres=True)))
-        else:
-            log(f"  service_postgres skipped: {reason}")
-        runs = args.runs or (1 if args.quick else 5)
-        return await throughput.measure(targets, args.quick, runs, log)
-
-
-async def _s3(args: argparse.Namespace) -> dict[str, Any]:
-    """SeaweedFS, started once: the requests per MiB (through the counting proxy), then the
-    throughput of the ceiling, the tus path and the direct path (no proxy)."""
-    runs = args.runs or (1 if args.quick else 3)
-    with seaweedfs.seaweedfs() as s3:
-        section = await s3requests.measure(s3, log)
-        bucket = f"bench-{secrets.token_hex(4)}"
-        env = seaweedfs.service_env(s3.endpoint, bucket, s3throughput.PART_SIZE)
-        with servers.service("service_s3", extra_env=env) as server:
-            section["throughput"] = await s3throughput.measure(
-                s3, server, bucket, args.quick, runs, log
-            )
-    return section
 
 
 async def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
     if name == "throughput":
-        return await _throughput(args)
+        with contextlib.ExitStack() as stack:
+            targets = [
+                stack.enter_context(servers.sink("sink")),
+                stack.enter_context(servers.sink("sink_fsync", fsync=True)),
+                stack.enter_context(servers.sink("sink_durable", durable=True)),
+                stack.enter_context(servers.service("service")),
+            ]
+            if (reason := servers.postgres_unavailable()) is None:
+                service = servers.service("service_postgres", postgres=True)
+                targets.append(stack.enter_context(service))
+            else:
+                log(f"  service_postgres skipped: {reason}")
+            runs = args.runs or (1 if quick else 5)
+            return await throughput.measure(targets, quick, runs, log)
     if name == "latency":
         return await latency.measure(200 if quick else 1000, log)
     if name == "s3":
-        return await _s3(args)
+        # SeaweedFS, started once: the requests per MiB (through the counting proxy), then the
+        # throughput of the ceiling, the tus path and the direct path (no proxy)
+        runs = args.runs or (1 if quick else 3)
+        with servers.workdir("seaweedfs") as root, seaweedfs.start(root) as s3:
+            section = await s3requests.measure(s3, log)
+            bucket = f"bench-{secrets.token_hex(4)}"
+            env = s3.service_env(bucket, s3throughput.PART_SIZE)
+            with servers.service("service_s3", extra_env=env) as server:
+                section["throughput"] = await s3throughput.measure(
+                    s3, server, bucket, quick, runs, log
+                )
+        return section
     if name == "slow_clients":
         return await slowclients.measure(*((50, 256 * KIB) if quick else (200, MIB)), log)
     return await asyncio.to_thread(cleanup.measure, 1_000 if quick else 10_000, log)
@@ -150,9 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             "single_5mib", {}
         )
         if not args.quick and throughput_ran:
-            history = args.results_dir / report.HISTORY_FILE.name
-            report.append_history(results, history)
-            saved.append(history)
+            saved.append(args.results_dir / report.HISTORY_FILE.name)
+            report.append_history(results, saved[-1])
         log(f"\nSaved {', '.join(str(path) for path in saved)}")
     return 0
 

@@ -25,19 +25,13 @@ from bench.servers import child_env, service_env, workdir
 def _command(directory: Path, env: dict[str, str], *args: str) -> tuple[float, str]:
     """Run `video-upload ARGS` in `directory`; its wall time and standard output."""
     started = time.perf_counter()
+    command = [sys.executable, "-m", "video_upload", *args]
     done = subprocess.run(
-        [sys.executable, "-m", "video_upload", *args],
-        cwd=directory,
-        env=child_env(env),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        command, cwd=directory, env=child_env(env), capture_output=True, text=True, timeout=600
     )
-    elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"video-upload {' '.join(args)} failed: {done.stderr[-2000:]}")
-    return elapsed, done.stdout
+    return time.perf_counter() - started, done.stdout
 
 
 def insert_expired(database_url: str, store: Path, count: int) -> None:
@@ -49,36 +43,19 @@ def insert_expired(database_url: str, store: Path, count: int) -> None:
 
     expired = datetime.now(UTC) - timedelta(days=1)
     store.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for _ in range(count):
-        upload_id = secrets.token_hex(16)
+    ids = [secrets.token_hex(16) for _ in range(count)]
+    for upload_id in ids:
         (store / upload_id).write_bytes(b"")
-        rows.append(
-            {
-                "user_id": "bench-cleanup",
-                "upload_id": upload_id,
-                "upload_length": 1024,
-                "upload_expires_at": expired,
-                "storage_key": upload_id,
-                "status": "uploading",
-                "created_at": expired - timedelta(hours=1),
-                "updated_at": expired,
-            }
-        )
+    common = {"user_id": "bench-cleanup", "upload_length": 1024, "status": "uploading"}
+    times = {"upload_expires_at": expired, "updated_at": expired}
+    times["created_at"] = expired - timedelta(hours=1)
+    rows = [{**common, **times, "upload_id": i, "storage_key": i} for i in ids]
     engine = create_engine(database_url.replace("sqlite+aiosqlite", "sqlite", 1))
     try:
         with engine.begin() as connection:
             connection.execute(insert(VideoRow), rows)
     finally:
         engine.dispose()
-
-
-def cleaned(output: str) -> int:
-    """The expired uploads a `video-upload cleanup` says it cleaned."""
-    found = re.search(r"cleaned (\d+) expired", output)
-    if found is None:
-        raise RuntimeError(f"unexpected output of video-upload cleanup: {output!r}")
-    return int(found.group(1))
 
 
 def measure(count: int, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -90,6 +67,9 @@ def measure(count: int, log: Callable[[str], None] = print) -> dict[str, Any]:
         insert_expired(env["DATABASE_URL"], store, count)
         command_seconds, output = _command(directory, env, "cleanup")
         files_left = sum(1 for _ in store.iterdir())
+    found = re.search(r"cleaned (\d+) expired", output)
+    if found is None:
+        raise RuntimeError(f"unexpected output of video-upload cleanup: {output!r}")
     seconds = max(command_seconds - empty_seconds, 0.0)
     log(
         f"  {count} expired uploads cleaned in {seconds:.2f} s ({seconds / count * 1000:.2f} ms "
@@ -101,6 +81,6 @@ def measure(count: int, log: Callable[[str], None] = print) -> dict[str, Any]:
         "per_upload_ms": seconds / count * 1000,
         "command_seconds": command_seconds,
         "empty_command_seconds": empty_seconds,
-        "cleaned": cleaned(output),
+        "cleaned": int(found.group(1)),
         "files_left": files_left,
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +15,8 @@ from typing import cast
 
 import httpx
 import jwt
+
+from bench.stats import MIB
 
 TUS_PATH = "/api/v1/videos/tus"
 
@@ -24,34 +27,34 @@ def mint_token(jwt_secret: str, user_id: str) -> str:
     return jwt.encode({"sub": user_id, "iat": now, "exp": now + 6 * 3600}, jwt_secret, "HS256")
 
 
-def new_client(base_url: str, connections: int = 16, timeout: float = 300.0) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout, trust_env=False)
-
-
 def tus_metadata(**values: str) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
 
 
-async def _pieces(view: memoryview, piece: int, interval: float) -> AsyncIterator[bytes]:
+def make_payload(size: int) -> memoryview:
+    """`size` bytes (a random MiB repeated), to slice bodies from without copying."""
+    block = os.urandom(MIB)
+    return memoryview(block * (size // MIB) + block[: size % MIB])
+
+
+async def pieces(view: memoryview, piece: int = 0, interval: float = 0.0) -> AsyncIterator[bytes]:
+    """`view` in `piece`-byte writes (all at once by default), every `interval` seconds."""
     # httpx annotates bodies as bytes, but its transport writes any buffer: memoryview slices
     # save a copy of every body on the client's side.
+    piece = piece or len(view) or 1
     for start in range(0, len(view), piece):
         if start and interval:
             await asyncio.sleep(interval)
         yield cast(bytes, view[start : start + piece])
 
 
-class UnexpectedResponse(RuntimeError):
-    pass
-
-
-def _expect(response: httpx.Response, status: int) -> None:
+def expect(response: httpx.Response, status: int) -> httpx.Response:
     if response.status_code != status:
-        raise UnexpectedResponse(
+        raise RuntimeError(
             f"{response.request.method} {response.request.url.path}: expected {status}, "
             f"got {response.status_code}: {response.text[:300]}"
         )
+    return response
 
 
 @dataclass
@@ -67,19 +70,16 @@ class TusUser:
         return {"Authorization": f"Bearer {self.token}", "Tus-Resumable": "1.0.0"}
 
     async def open_session(self) -> None:
-        response = await self.client.post(
+        answer = await self.client.post(
             "/api/v1/sessions", json={"name": "bench"}, headers=self.headers
         )
-        _expect(response, 201)
-        self.session_id = str(response.json()["id"])
+        self.session_id = str(expect(answer, 201).json()["id"])
 
     async def create(self, length: int) -> str:
         """tus creation; returns the upload's URL (its path)."""
         metadata = tus_metadata(session_id=self.session_id, filename=f"{secrets.token_hex(4)}.mp4")
         headers = {**self.headers, "Upload-Length": str(length), "Upload-Metadata": metadata}
-        response = await self.client.post(TUS_PATH, headers=headers)
-        _expect(response, 201)
-        return response.headers["Location"]
+        return expect(await self.client.post(TUS_PATH, headers=headers), 201).headers["Location"]
 
     async def patch(
         self, url: str, offset: int, body: memoryview, *, piece: int = 0, interval: float = 0.0
@@ -92,10 +92,9 @@ class TusUser:
             "Content-Type": "application/offset+octet-stream",
             "Content-Length": str(len(body)),
         }
-        content = _pieces(body, piece or len(body) or 1, interval)
+        content = pieces(body, piece, interval)
         response = await self.client.patch(url, headers=headers, content=content)
-        _expect(response, 204)
-        return int(response.headers["Upload-Offset"])
+        return int(expect(response, 204).headers["Upload-Offset"])
 
     async def upload(self, payload: memoryview, chunk_size: int) -> str:
         """Create an upload of `len(payload)` bytes and PATCH it in `chunk_size` pieces."""
@@ -106,5 +105,4 @@ class TusUser:
         return url
 
     async def delete(self, url: str) -> None:
-        response = await self.client.delete(url, headers=self.headers)
-        _expect(response, 204)
+        expect(await self.client.delete(url, headers=self.headers), 204)

@@ -9,9 +9,9 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,11 @@ from bench.stats import MIB
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 HISTORY_FILE = RESULTS_DIR / "history.md"
-THROUGHPUT_TARGETS = ("sink", "sink_fsync", "sink_durable", "service", "service_postgres")
 RATIO_FLOORS = {"single_5mib": 0.9, "single_1mib": 0.75}  # service / raw sink
 # S3 (SeaweedFS): the service's tus path over the ceiling (aiobotocore straight to S3), and the
 # direct path (presigned part PUTs) over the same ceiling, "about 1.0".
 S3_RATIO_FLOORS = {"single_5mib": 0.85, "single_1mib": 0.6}
 S3_DIRECT_FLOOR = 0.9
-S3_PATHS = ("ceiling", "service", "direct")
 LIBRARIES = ("uvicorn", "uvloop", "httptools", "starlette", "fastapi", "sqlalchemy", "httpx")
 
 
@@ -36,11 +34,8 @@ def machine() -> dict[str, Any]:
     """What the numbers ran on: CPU, cores, memory, Python and library versions."""
     model = platform.processor() or platform.machine()
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            model = next(
-                (ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")),
-                model,
-            )
+        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        model = found.group(1).strip() if found else model
     except OSError:
         pass
     versions = {}
@@ -62,17 +57,19 @@ def machine() -> dict[str, Any]:
 def source(pythonpath: str | None) -> dict[str, Any]:
     """Which service code was measured: the commit of its checkout, and how many files under
     its src/ differ from it (with `--server-pythonpath`, the checkout holding that directory)."""
-    root = Path(pythonpath) if pythonpath else REPO_ROOT
 
     def git(*args: str) -> str:
         try:
-            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+            cwd = Path(pythonpath) if pythonpath else REPO_ROOT
+            return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True).stdout
         except OSError:
             return ""
-        return done.stdout.strip()
 
     changed = git("status", "--porcelain", "--", "." if pythonpath else "src").splitlines()
-    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_src_files": len(changed)}
+    return {
+        "commit": git("rev-parse", "--short", "HEAD").strip(),
+        "uncommitted_src_files": len(changed),
+    }
 
 
 def _num(value: Any, fmt: str = ".2f") -> str:
@@ -81,12 +78,6 @@ def _num(value: Any, fmt: str = ".2f") -> str:
     if isinstance(value, float) and not math.isnan(value):
         return format(value, fmt)
     return "-"
-
-
-def rows_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-    lines = [headers, ["-" * w for w in widths], *rows]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines)
 
 
 def _rounds(values: list[float], floor: float) -> str:
@@ -99,7 +90,7 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     sections = results["sections"]
 
-    def add(name: str, target: str, value: float | None, met: bool | None) -> None:
+    def add(name: str, target: str, value: float | None, met: bool | None = None) -> None:
         found.append({"name": name, "target": target, "value": value, "met": met})
 
     throughput = sections.get("throughput", {})
@@ -110,13 +101,12 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = entry["ratio_vs_sink"]
         add(f"service / raw sink, {entry['label']}", f">= {floor}", ratio, ratio >= floor)
         if entry.get("paired_ratios_vs_sink"):  # a lucky median shows here
-            line = _rounds(entry["paired_ratios_vs_sink"], floor)
-            add(f"  (round by round: {line})", "-", None, None)
+            add(f"  (round by round: {_rounds(entry['paired_ratios_vs_sink'], floor)})", "-", None)
         if "ratio_vs_sink_durable" in entry:  # the same durability on both sides
-            add("  (service / sink flushed at the end)", "-", entry["ratio_vs_sink_durable"], None)
+            add("  (service / sink flushed at the end)", "-", entry["ratio_vs_sink_durable"])
         if entry.get("paired_disk_vs_sink"):  # the most the disk allows any durable server
             line = _rounds(entry["paired_disk_vs_sink"], floor)
-            add(f"  (disk alone / raw sink: {line})", "-", entry["ratio_disk_vs_sink"], None)
+            add(f"  (disk alone / raw sink: {line})", "-", entry["ratio_disk_vs_sink"])
     concurrent = throughput.get("concurrent_8", {})
     if "service" in concurrent.get("targets", {}):
         rss = concurrent["targets"]["service"]["rss_peak_mib"]
@@ -127,93 +117,79 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
         p50 = latency["sqlite"]["head"]["p50_ms"]
         add("HEAD p50 on SQLite (ms)", "< 2 ms", p50, p50 < 2)
     if "head" in latency.get("postgres", {}):
-        add("  (HEAD p50 on PostgreSQL, ms)", "-", latency["postgres"]["head"]["p50_ms"], None)
-    s3 = sections.get("s3", {}).get("by_chunk", {})
-    if "5mib" in s3:
-        parts, most = s3["5mib"]["upload_part_per_patch_mean"], s3["5mib"]["requests_per_patch_max"]
-        met = parts == most == 1
-        add("S3 UploadParts per aligned 5 MiB PATCH", "1 and nothing else", parts, met)
-    if "1mib" in s3:
-        value = s3["1mib"]["requests_per_patch_mean"]
+        add("  (HEAD p50 on PostgreSQL, ms)", "-", latency["postgres"]["head"]["p50_ms"])
+    s3 = sections.get("s3", {})
+    if "5mib" in s3.get("by_chunk", {}):
+        aligned = s3["by_chunk"]["5mib"]
+        parts, most = aligned["upload_part_per_patch_mean"], aligned["requests_per_patch_max"]
+        add(
+            "S3 UploadParts per aligned 5 MiB PATCH",
+            "1 and nothing else",
+            parts,
+            parts == most == 1,
+        )
+    if "1mib" in s3.get("by_chunk", {}):
+        value = s3["by_chunk"]["1mib"]["requests_per_patch_mean"]
         add("S3 requests per 1 MiB PATCH", "about 2 (<= 2.1)", value, value <= 2.1)
-    _s3_throughput_checks(sections.get("s3", {}).get("throughput", {}), add)
-    slow = sections.get("slow_clients", {})
+    for key, entry in s3.get("throughput", {}).items():
+        if not isinstance(entry, dict) or "ratio_service_vs_ceiling" not in entry:
+            continue
+        least, ratio = S3_RATIO_FLOORS.get(key), entry["ratio_service_vs_ceiling"]
+        name = f"S3 tus path / ceiling, {entry['label']}"
+        add(name, f">= {least}" if least else "-", ratio, ratio >= least if least else None)
+        if least and entry.get("paired_service_vs_ceiling"):
+            line = _rounds(entry["paired_service_vs_ceiling"], least)
+            add(f"  (round by round: {line})", "-", None)
+        if "ratio_direct_vs_ceiling" in entry:
+            direct = entry["ratio_direct_vs_ceiling"]
+            name = f"S3 direct path / ceiling, {entry['label']}"
+            add(name, f"about 1.0 (>= {S3_DIRECT_FLOOR})", direct, direct >= S3_DIRECT_FLOOR)
     for name in ("service_sqlite", "service_postgres"):
-        entry = slow.get(name, {})
+        entry = sections.get("slow_clients", {}).get(name, {})
         if "completed" in entry:
             done, clients = entry["completed"], entry["clients"]
             add(f"slow clients completed ({name})", f"{clients}/{clients}", done, done == clients)
     cleanup = sections.get("cleanup", {})
     if "seconds" in cleanup:
-        add(f"cleanup of {cleanup['uploads']} expired uploads (s)", "-", cleanup["seconds"], None)
+        add(f"cleanup of {cleanup['uploads']} expired uploads (s)", "-", cleanup["seconds"])
     return found
 
 
-def _s3_throughput_checks(
-    s3: dict[str, Any], add: Callable[[str, str, float | None, bool | None], None]
-) -> None:
-    """The S3 throughput targets: tus path / ceiling per PATCH size, direct path / ceiling."""
-    for key, entry in s3.items():
-        if not isinstance(entry, dict) or "ratio_service_vs_ceiling" not in entry:
-            continue
-        floor = S3_RATIO_FLOORS.get(key)
-        ratio = entry["ratio_service_vs_ceiling"]
-        name = f"S3 tus path / ceiling, {entry['label']}"
-        add(name, f">= {floor}" if floor else "-", ratio, ratio >= floor if floor else None)
-        if floor and entry.get("paired_service_vs_ceiling"):
-            line = _rounds(entry["paired_service_vs_ceiling"], floor)
-            add(f"  (round by round: {line})", "-", None, None)
-        if "ratio_direct_vs_ceiling" in entry:
-            direct = entry["ratio_direct_vs_ceiling"]
-            target = f"about 1.0 (>= {S3_DIRECT_FLOOR})"
-            add(
-                f"S3 direct path / ceiling, {entry['label']}",
-                target,
-                direct,
-                direct >= S3_DIRECT_FLOOR,
-            )
-
-
-def _s3_throughput_rows(s3: dict[str, Any]) -> list[list[str]]:
-    rows = []
-    for entry in s3.values():
-        if not isinstance(entry, dict) or "targets" not in entry:
-            continue
-        for name in S3_PATHS:
-            if name in entry["targets"]:
-                t = entry["targets"][name]
-                ratio = entry.get(f"ratio_{name}_vs_ceiling")
-                cpu = [t[f"{who}_cpu_s_per_gib"] for who in ("service", "client", "s3")]
-                rows.append(
-                    [
-                        entry["label"],
-                        name,
-                        _num(t["mb_per_s"], ".1f"),
-                        _num(ratio) if ratio is not None else "",
-                        *(_num(value) for value in cpu),
-                    ]
-                )
-    return rows
+def rows_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = [headers, ["-" * w for w in widths], *rows]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines)
 
 
 def _throughput_rows(throughput: dict[str, Any]) -> list[list[str]]:
+    ratios = {"service": "ratio_vs_sink", "service_postgres": "ratio_postgres_vs_sink"}
     rows = []
     for entry in throughput.values():
-        ratios = {"service": "ratio_vs_sink", "service_postgres": "ratio_postgres_vs_sink"}
-        for name in THROUGHPUT_TARGETS:
-            if name in entry["targets"]:
-                t = entry["targets"][name]
-                ratio = _num(entry[ratios[name]]) if ratios.get(name, "") in entry else ""
-                cells = [_num(t["mb_per_s"], ".1f"), ratio, _num(t["cpu_s_per_gib"])]
-                rows.append([entry["label"], name, *cells, _num(t["rss_peak_mib"], ".1f")])
+        for name, t in entry["targets"].items():
+            ratio = _num(entry[ratios[name]]) if ratios.get(name, "") in entry else ""
+            cells = [_num(t["mb_per_s"], ".1f"), ratio, _num(t["cpu_s_per_gib"])]
+            rows.append([entry["label"], name, *cells, _num(t["rss_peak_mib"], ".1f")])
         if "disk" in entry:
             disk = [_num(entry["disk"]["mb_per_s"], ".1f"), _num(entry["ratio_disk_vs_sink"])]
             rows.append([entry["label"], "disk alone", *disk, "", ""])
     return rows
 
 
+def _s3_throughput_rows(s3: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for entry in s3.values():
+        for name, t in entry.get("targets", {}).items() if isinstance(entry, dict) else []:
+            ratio = entry.get(f"ratio_{name}_vs_ceiling")
+            cpu = [_num(t[f"{who}_cpu_s_per_gib"]) for who in ("service", "client", "s3")]
+            mb_per_s = _num(t["mb_per_s"], ".1f")
+            rows.append(
+                [entry["label"], name, mb_per_s, "" if ratio is None else _num(ratio), *cpu]
+            )
+    return rows
+
+
 def table(results: dict[str, Any]) -> str:
-    """The throughput table and the targets (each section logs its other figures as it runs)."""
+    """The throughput tables and the targets (each section logs its other figures as it runs)."""
     m, sections = results["machine"], results["sections"]
     parts = [
         f"Machine: {m['cpu_model']}, {m['logical_cores']} cores, {m['memory_gib']} GiB, "
@@ -227,8 +203,7 @@ def table(results: dict[str, Any]) -> str:
             "\nThroughput (medians; MB/s = 10^6 B/s; the server process tree's CPU and RSS)\n"
             + rows_table(headers, _throughput_rows(throughput))
         )
-    s3 = sections.get("s3", {}).get("throughput", {})
-    if s3:
+    if s3 := sections.get("s3", {}).get("throughput", {}):
         headers = ["scenario", "path", "MB/s", "/ ceiling", "service", "client", "SeaweedFS"]
         parts.append(
             "\nS3 throughput against SeaweedFS (medians; CPU s/GiB of the service's process tree, "
@@ -273,17 +248,16 @@ def history_row(results: dict[str, Any]) -> str:
     throughput = results["sections"]["throughput"]
     source = results.get("source", {})
     commit = str(source.get("commit", "?")) + ("+" if source.get("uncommitted_src_files") else "")
-    model = str(results["machine"].get("cpu_model", "?"))
-    for noise in ("(R)", "(TM)", " Processor", " CPU"):
-        model = model.replace(noise, "")
+    model = re.sub(
+        r"\(R\)|\(TM\)| Processor| CPU", "", str(results["machine"].get("cpu_model", "?"))
+    )
     model = " ".join(model.split("@")[0].split()[:3])
 
     def ratio(key: str) -> str:
         entry = throughput.get(key, {})
         if "ratio_vs_sink" not in entry:
             return "-"
-        rounds = entry.get("paired_ratios_vs_sink") or []
-        floor = RATIO_FLOORS.get(key)
+        rounds, floor = entry.get("paired_ratios_vs_sink") or [], RATIO_FLOORS.get(key)
         met = f" ({sum(r >= floor for r in rounds)}/{len(rounds)})" if floor and rounds else ""
         return f"{entry['ratio_vs_sink']:.2f}{met}"
 
@@ -294,9 +268,7 @@ def history_row(results: dict[str, Any]) -> str:
         commit,
         f"{model}, {results['machine'].get('logical_cores', '?')} cores",
         f"{_num(five.get('targets', {}).get('sink', {}).get('mb_per_s'), ',.0f')} MB/s",
-        ratio("single_5mib"),
-        ratio("single_1mib"),
-        ratio("concurrent_8"),
+        *(ratio(key) for key in ("single_5mib", "single_1mib", "concurrent_8")),
         _num(five.get("ratio_disk_vs_sink")),
         " / ".join(_num(value) for value in cpu),
     ]

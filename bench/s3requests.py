@@ -1,43 +1,181 @@
 """S3 requests and bytes per uploaded MiB, by PATCH size, counted on the wire.
 
 The service (SQLite, `STORAGE_BACKEND=s3`, 5 MiB parts) talks to SeaweedFS (`bench.seaweedfs`)
-through `bench.s3proxy`, which files every request under its S3 operation. The counts are read
-between PATCHes, so each PATCH's S3 traffic is known; the last PATCH also finishes the upload
-(last part, CompleteMultipartUpload, staging clean-up) and is counted apart from the others.
+through a counting HTTP proxy, which forwards bytes both ways untouched and parses only the
+request framing of the client side (request line, headers, a Content-Length body; botocore sends
+no chunked bodies), so keep-alive connections carrying many requests are counted exactly. Each
+request is filed under its S3 operation, inferred from method, path and query keys (`PUT
+?partNumber&uploadId` is UploadPart, `POST ?uploads` is CreateMultipartUpload, ...). The counts
+are read between PATCHes, so each PATCH's S3 traffic is known; the last PATCH also finishes the
+upload (last part, CompleteMultipartUpload, staging clean-up) and is counted apart from the others.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import secrets
+import threading
 from collections.abc import Callable
-from contextlib import ExitStack
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
-from bench import seaweedfs
-from bench.s3proxy import CountingProxy, Counts
+from bench.client import make_payload
+from bench.seaweedfs import SeaweedFS
 from bench.servers import Server, service
 from bench.stats import MIB
-from bench.throughput import make_payload
 
 PART_SIZE = 5 * MIB
 SIZE = 35 * MIB  # a multiple of 1, 5 and 7 MiB
 CHUNKS = (1 * MIB, 5 * MIB, 7 * MIB)
 
 
+def operation(method: str, target: str, copy_source: bool) -> str:
+    """The S3 operation of a path-style request (`/bucket/key?query`)."""
+    parts = urlsplit(target)
+    keys = {name for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    has_key = "/" in parts.path.strip("/")
+    if method == "PUT":
+        if "partNumber" in keys:
+            return "UploadPartCopy" if copy_source else "UploadPart"
+        return ("CopyObject" if copy_source else "PutObject") if has_key else "CreateBucket"
+    if method == "POST":
+        if "uploads" in keys:
+            return "CreateMultipartUpload"
+        if "uploadId" in keys:
+            return "CompleteMultipartUpload"
+        return "DeleteObjects" if "delete" in keys else "POST"
+    if method == "GET":
+        if has_key:
+            return "ListParts" if "uploadId" in keys else "GetObject"
+        if "uploads" in keys:
+            return "ListMultipartUploads"
+        return "ListObjectsV2" if "list-type" in keys else "ListObjects"
+    if method == "HEAD":
+        return "HeadObject" if has_key else "HeadBucket"
+    if method == "DELETE":
+        if "uploadId" in keys:
+            return "AbortMultipartUpload"
+        return "DeleteObject" if has_key else "DeleteBucket"
+    return method
+
+
+@dataclass
+class Counts:
+    """Requests and their body bytes per operation; bytes of the responses."""
+
+    requests: collections.Counter[str] = field(default_factory=collections.Counter)
+    body_bytes: collections.Counter[str] = field(default_factory=collections.Counter)
+    downstream_bytes: int = 0
+
+    def since(self, earlier: Counts) -> Counts:
+        return Counts(
+            self.requests - earlier.requests,
+            self.body_bytes - earlier.body_bytes,
+            self.downstream_bytes - earlier.downstream_bytes,
+        )
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+
+class CountingProxy:
+    """Listens on a loopback port (`url`) and forwards every connection to `upstream_port`, on an
+    event loop of its own in a daemon thread, so the benchmark's loop (and its blocking waits for
+    a server to start) never holds up S3 traffic. `with CountingProxy(port) as proxy:`."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.counts = Counts()
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def snapshot(self) -> Counts:
+        counts = self.counts
+        return Counts(counts.requests.copy(), counts.body_bytes.copy(), counts.downstream_bytes)
+
+    def __enter__(self) -> CountingProxy:
+        self._thread.start()
+        start = asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = asyncio.run_coroutine_threadsafe(start, self._loop).result(10)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._server.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        tasks = [
+            asyncio.create_task(self._requests(reader, up_writer)),
+            asyncio.create_task(self._responses(up_reader, writer)),
+        ]
+        with contextlib.suppress(Exception):
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        for stream in (writer, up_writer):
+            stream.close()
+
+    async def _responses(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(256 * 1024):
+            self.counts.downstream_bytes += len(data)
+            writer.write(data)
+            await writer.drain()
+
+    async def _requests(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                return
+            lines = head.decode("latin-1").split("\r\n")
+            method, target = lines[0].split(" ")[:2]
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                raise ConnectionError("the proxy does not read chunked request bodies")
+            op = operation(method, target, "x-amz-copy-source" in headers)
+            self.counts.requests[op] += 1
+            writer.write(head)
+            remaining = int(headers.get("content-length", 0))
+            self.counts.body_bytes[op] += remaining
+            while remaining:
+                data = await reader.read(min(remaining, 256 * 1024))
+                if not data:
+                    raise ConnectionError("client closed mid-body")
+                remaining -= len(data)
+                writer.write(data)
+                await writer.drain()
+            await writer.drain()
+
+
 async def one_upload(server: Server, proxy: CountingProxy, size: int, chunk: int) -> dict[str, Any]:
     payload = make_payload(size)
     async with server.client() as client:
         user = await server.user(client)
-        before = proxy.counts.snapshot()
+        before = proxy.snapshot()
         url = await user.create(size)
-        creation = proxy.counts.snapshot().since(before)
+        creation = proxy.snapshot().since(before)
         per_patch: list[Counts] = []
         offset = 0
         while offset < size:
-            mark = proxy.counts.snapshot()
+            mark = proxy.snapshot()
             offset = await user.patch(url, offset, payload[offset : offset + chunk])
-            per_patch.append(proxy.counts.snapshot().since(mark))
-        total = proxy.counts.snapshot().since(before)
+            per_patch.append(proxy.snapshot().since(mark))
+        total = proxy.snapshot().since(before)
         await user.delete(url)
     middle = per_patch[:-1] or per_patch
     mib = size / MIB
@@ -46,11 +184,11 @@ async def one_upload(server: Server, proxy: CountingProxy, size: int, chunk: int
         "chunk_mib": chunk / MIB,
         "size_mib": mib,
         "patches": len(per_patch),
-        "requests_per_mib": total.total_requests / mib,
-        "requests_creation": creation.total_requests,
-        "requests_per_patch_mean": sum(c.total_requests for c in middle) / len(middle),
-        "requests_per_patch_max": max(c.total_requests for c in middle),
-        "requests_last_patch": per_patch[-1].total_requests,
+        "requests_per_mib": total.total / mib,
+        "requests_creation": creation.total,
+        "requests_per_patch_mean": sum(c.total for c in middle) / len(middle),
+        "requests_per_patch_max": max(c.total for c in middle),
+        "requests_last_patch": per_patch[-1].total,
         "upload_part_per_patch_mean": sum(c.requests["UploadPart"] for c in middle) / len(middle),
         "upload_amplification": sent / size,
         "bytes_received_per_mib": total.downstream_bytes / mib,
@@ -58,19 +196,19 @@ async def one_upload(server: Server, proxy: CountingProxy, size: int, chunk: int
     }
 
 
-async def measure(s3: seaweedfs.SeaweedFS, log: Callable[[str], None] = print) -> dict[str, Any]:
+async def measure(s3: SeaweedFS, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every PATCH size in turn, through a counting proxy in front of `s3`."""
     results: dict[str, Any] = {"part_size_mib": PART_SIZE / MIB, "by_chunk": {}}
-    with ExitStack() as stack:
-        proxy = stack.enter_context(CountingProxy(s3.ports["s3"]))
-        env = seaweedfs.service_env(proxy.url, f"bench-{secrets.token_hex(4)}", PART_SIZE)
-        server = stack.enter_context(service("service_s3_counted", extra_env=env))
-        for chunk in CHUNKS:
-            entry = await one_upload(server, proxy, SIZE, chunk)
-            results["by_chunk"][f"{chunk // MIB}mib"] = entry
-            log(
-                f"  {chunk // MIB} MiB PATCHes: {entry['requests_per_mib']:.2f} requests/MiB, "
-                f"{entry['requests_per_patch_mean']:.2f} per PATCH (max "
-                f"{entry['requests_per_patch_max']}), {entry['upload_amplification']:.2f}x bytes"
-            )
+    with CountingProxy(s3.ports["s3"]) as proxy:
+        env = s3.service_env(f"bench-{secrets.token_hex(4)}", PART_SIZE, proxy.url)
+        with service("service_s3_counted", extra_env=env) as server:
+            for chunk in CHUNKS:
+                entry = await one_upload(server, proxy, SIZE, chunk)
+                results["by_chunk"][f"{chunk // MIB}mib"] = entry
+                log(
+                    f"  {chunk // MIB} MiB PATCHes: {entry['requests_per_mib']:.2f} requests/MiB, "
+                    f"{entry['requests_per_patch_mean']:.2f} per PATCH (max "
+                    f"{entry['requests_per_patch_max']}), {entry['upload_amplification']:.2f}x "
+                    "bytes"
+                )
     return results

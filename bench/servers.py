@@ -4,11 +4,13 @@ The service runs as a real `video-upload serve` (`python -m video_upload serve`)
 under uvicorn (`bench.sink`). Each gets a throwaway working directory (its cwd, so no `.env` of
 the checkout leaks in; its DATA_DIR, SQLite file and local store), a fresh JWT secret and a free
 loopback port, and is stopped and removed when its `with` block ends (`BENCH_KEEP_WORKDIRS=1`
-keeps the directories and the logs).
+keeps the directories and the logs). On PostgreSQL, each service gets a throwaway database at
+127.0.0.1:5432 (trust auth, user postgres; `BENCH_POSTGRES_ADMIN_DSN`), dropped afterwards.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -20,17 +22,22 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 import psutil
 
-from bench.client import TusUser, mint_token, new_client
-from bench.pg import throwaway_database
+from bench.client import TusUser, mint_token
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+ADMIN_DSN = os.environ.get(
+    "BENCH_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 # `--server-pythonpath DIR`: the service's code comes from DIR first (another checkout's src/),
 # so two commits can be measured back to back with the same benchmark.
@@ -46,10 +53,40 @@ ALLOCATOR_ENV = {
 }
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _admin(statement: str) -> None:
+    """Run one statement on the PostgreSQL admin database, on a private event loop (callable
+    from inside another loop)."""
+
+    async def execute() -> None:
+        connection = await asyncpg.connect(ADMIN_DSN, timeout=5)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, execute()).result()
+
+
+def postgres_unavailable() -> str | None:
+    """Why PostgreSQL cannot be used, or None when it answers."""
+    try:
+        _admin("SELECT 1")
+    except Exception as error:  # OSError for refusals, asyncpg's own errors for the rest
+        return f"PostgreSQL at {ADMIN_DSN.rsplit('@', 1)[-1]} is unreachable: {error}"
+    return None
+
+
+@contextlib.contextmanager
+def throwaway_database() -> Iterator[str]:
+    """Yield the SQLAlchemy URL of a fresh PostgreSQL database; drop it afterwards."""
+    name = f"video_upload_bench_{secrets.token_hex(6)}"
+    _admin(f'CREATE DATABASE "{name}"')
+    base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def child_env(env: Mapping[str, str], pythonpath: str | None = None) -> dict[str, str]:
@@ -77,21 +114,15 @@ class Server:
     def pid(self) -> int:
         return self.popen.pid
 
-    def log_tail(self, lines: int = 30) -> str:
+    def log_tail(self) -> str:
         text = (self.workdir / f"{self.name}.log").read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(15)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
+        return "\n".join(text.splitlines()[-30:])
 
     def client(self, connections: int = 16) -> httpx.AsyncClient:
-        return new_client(self.base_url, connections)
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return httpx.AsyncClient(
+            base_url=self.base_url, limits=limits, timeout=300.0, trust_env=False
+        )
 
     async def user(self, client: httpx.AsyncClient) -> TusUser:
         """A new user with a practice session of its own."""
@@ -114,33 +145,47 @@ def workdir(prefix: str) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def running(
-    name: str, argv: Sequence[str], directory: Path, env: Mapping[str, str], ready_path: str
+    name: str, argv: Sequence[str], directory: Path, env: Mapping[str, str]
 ) -> Iterator[Server]:
-    """Start `argv` in `directory` (output in `<name>.log` there), wait until `ready_path`
-    answers 200 on its port (the last argument of `argv`), stop it afterwards."""
-    port = int(argv[-1])
+    """Start `argv` plus `--port P` in `directory` (output in `<name>.log` there), wait until
+    `/healthz` answers 200, stop it afterwards (SIGTERM, SIGKILL after 15 s)."""
+    port = _free_port()
     with (directory / f"{name}.log").open("wb") as log:
         popen = subprocess.Popen(
-            list(argv), cwd=directory, env=dict(env), stdout=log, stderr=subprocess.STDOUT
+            [*argv, "--port", str(port)],
+            cwd=directory,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     server = Server(name, popen, directory, f"http://127.0.0.1:{port}", env.get("JWT_SECRET", ""))
     try:
-        _wait_ready(server, ready_path)
+        deadline = time.monotonic() + 120
+        while True:
+            if popen.poll() is not None:
+                raise RuntimeError(f"{name} exited early:\n{server.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready after 120 s:\n{server.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                answer = httpx.get(f"{server.base_url}/healthz", timeout=2, trust_env=False)
+                if answer.status_code == 200:
+                    break
+            time.sleep(0.1)
         yield server
     finally:
-        server.stop()
+        if popen.poll() is None:
+            popen.send_signal(signal.SIGTERM)
+            try:
+                popen.wait(15)
+            except subprocess.TimeoutExpired:
+                popen.kill()
+                popen.wait(5)
 
 
-def _wait_ready(server: Server, path: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.popen.poll() is not None:
-            raise RuntimeError(f"{server.name} exited early:\n{server.log_tail()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(server.base_url + path, timeout=2, trust_env=False).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{server.name} not ready after {timeout:.0f} s:\n{server.log_tail()}")
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def service_env(directory: Path) -> dict[str, str]:
@@ -167,47 +212,56 @@ def service(
         if postgres:
             env["DATABASE_URL"] = stack.enter_context(throwaway_database())
         env.update(extra_env or {})
-        port = str(free_port())
-        argv = [sys.executable, "-m", "video_upload", "serve", "--host", "127.0.0.1", "--port"]
-        yield stack.enter_context(
-            running(name, [*argv, port], directory, child_env(env), "/healthz")
-        )
+        argv = [sys.executable, "-m", "video_upload", "serve", "--host", "127.0.0.1"]
+        yield stack.enter_context(running(name, argv, directory, child_env(env)))
 
 
 @contextlib.contextmanager
 def sink(name: str = "sink", *, fsync: bool = False, durable: bool = False) -> Iterator[Server]:
-    """The raw ASGI sink (`fsync`: an fsync per PATCH; `durable`: flushed like the local store's
-    default, writeback started per PATCH and an fsync when the upload is complete)."""
+    """The raw ASGI sink, always this checkout's (`fsync`: an fsync per PATCH; `durable`: flushed
+    like the local store's default, writeback started per PATCH and an fsync when the upload is
+    complete)."""
     with workdir(name) as directory:
         argv = [sys.executable, "-m", "bench.sink", "--dir", str(directory / "sink")]
-        argv += ["--fsync"] if fsync else []
-        argv += ["--durable"] if durable else []
+        argv += ["--fsync"] * fsync + ["--durable"] * durable
         env = child_env({"JWT_SECRET": secrets.token_urlsafe(32)}, str(REPO_ROOT))
-        with running(name, [*argv, "--port", str(free_port())], directory, env, "/healthz") as s:
-            yield s
+        with running(name, argv, directory, env) as server:
+            yield server
 
 
-def _tree(pid: int) -> list[psutil.Process]:
+async def each_server(
+    keys: Mapping[str, str],
+    measure: Callable[[Server], Awaitable[dict[str, Any]]],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """`measure` on the raw sink, the service on SQLite and the service on PostgreSQL (skipped,
+    with the reason, when it does not answer), started in turn; `keys` maps "sink", "sqlite" and
+    "postgres" to the names of their results."""
+    results: dict[str, Any] = {}
+    for kind, key in keys.items():
+        reason = postgres_unavailable() if kind == "postgres" else None
+        if reason:
+            results[key] = {"skipped": reason}
+            log(f"  {key:<16} skipped: {reason}")
+            continue
+        postgres = kind == "postgres"
+        with sink() if kind == "sink" else service(f"service_{kind}", postgres=postgres) as server:
+            results[key] = await measure(server)
+    return results
+
+
+def tree_usage(pid: int, cpu: bool = True) -> tuple[float, int]:
+    """CPU seconds (user and system; 0 unless `cpu`) and RSS bytes of a process and all its
+    descendants."""
+    seconds, rss = 0.0, 0
     with contextlib.suppress(psutil.NoSuchProcess):
         root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    return []
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    total = 0.0
-    for proc in _tree(pid):
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            total += sum(proc.cpu_times()[:2])  # user and system
-    return total
-
-
-def tree_rss(pid: int) -> int:
-    total = 0
-    for proc in _tree(pid):
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            total += proc.memory_info().rss
-    return total
+        for proc in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                rss += proc.memory_info().rss
+                if cpu:
+                    seconds += sum(proc.cpu_times()[:2])
+    return seconds, rss
 
 
 class Monitor:
@@ -222,16 +276,16 @@ class Monitor:
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
-            self.rss_peak = max(self.rss_peak, tree_rss(self.pid))
+            self.rss_peak = max(self.rss_peak, tree_usage(self.pid, cpu=False)[1])
 
     def __enter__(self) -> Monitor:
-        self.rss_start = self.rss_peak = tree_rss(self.pid)
-        self.cpu_seconds = -tree_cpu_seconds(self.pid)
+        cpu, self.rss_start = tree_usage(self.pid)
+        self.cpu_seconds, self.rss_peak = -cpu, self.rss_start
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.rss_peak = max(self.rss_peak, tree_rss(self.pid))
-        self.cpu_seconds += tree_cpu_seconds(self.pid)
+        cpu, rss = tree_usage(self.pid)
+        self.cpu_seconds, self.rss_peak = self.cpu_seconds + cpu, max(self.rss_peak, rss)

@@ -10,22 +10,22 @@ nominal length plus a minute), so a server that stalls cannot hold up the run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import Callable
 from typing import Any
 
-from bench import pg
-from bench.servers import Monitor, Server, service, sink
+from bench.client import make_payload
+from bench.servers import Monitor, Server, each_server
 from bench.stats import MIB
-from bench.throughput import make_payload
 
 PIECE = 16 * 1024
 INTERVAL = 0.25
 
 
-async def run_server(server: Server, clients: int, size: int) -> dict[str, Any]:
+async def run_server(
+    server: Server, clients: int, size: int, log: Callable[[str], None]
+) -> dict[str, Any]:
     payload = make_payload(size)
     nominal = size / PIECE * INTERVAL
     deadline = nominal * 4 + 60
@@ -60,11 +60,18 @@ async def run_server(server: Server, clients: int, size: int) -> dict[str, Any]:
             started = time.perf_counter()
             await asyncio.gather(*(trickle(url) for url in urls))
             elapsed = time.perf_counter() - started
-    distinct = dict.fromkeys(re.sub(r"[0-9a-f]{32}", "<id>", f) for f in failures)
+    distinct = list(dict.fromkeys(re.sub(r"[0-9a-f]{32}", "<id>", f) for f in failures))[:5]
+    log(
+        f"  {server.name:<16} {completed}/{clients} completed in {elapsed:.1f} s (nominal "
+        f"{nominal:.0f} s), peak RSS {usage.rss_peak / MIB:.1f} MiB (start "
+        f"{usage.rss_start / MIB:.1f}), CPU {usage.cpu_seconds:.1f} s"
+    )
+    for failure in distinct:
+        log(f"    failure: {failure[:160]}")
     return {
         "clients": clients,
         "completed": completed,
-        "failures": list(distinct)[:5],
+        "failures": distinct,
         "seconds": elapsed,
         "nominal_seconds": nominal,
         "cpu_seconds": usage.cpu_seconds,
@@ -74,29 +81,7 @@ async def run_server(server: Server, clients: int, size: int) -> dict[str, Any]:
 
 
 async def measure(clients: int, size: int, log: Callable[[str], None] = print) -> dict[str, Any]:
-    results: dict[str, Any] = {
-        "clients": clients,
-        "size_kib": size // 1024,
-        "piece_kib": PIECE // 1024,
-        "interval_s": INTERVAL,
-    }
-    for name in ("sink", "service_sqlite", "service_postgres"):
-        reason = pg.unavailable() if name == "service_postgres" else None
-        if reason:
-            results[name] = {"skipped": reason}
-            log(f"  {name:<16} skipped: {reason}")
-            continue
-        with contextlib.ExitStack() as stack:
-            if name == "sink":
-                server = stack.enter_context(sink())
-            else:
-                server = stack.enter_context(service(name, postgres=name == "service_postgres"))
-            entry = results[name] = await run_server(server, clients, size)
-        log(
-            f"  {name:<16} {entry['completed']}/{clients} completed in {entry['seconds']:.1f} s "
-            f"(nominal {entry['nominal_seconds']:.0f} s), peak RSS {entry['rss_peak_mib']:.1f} "
-            f"MiB (start {entry['rss_start_mib']:.1f}), CPU {entry['cpu_seconds']:.1f} s"
-        )
-        for failure in entry["failures"]:
-            log(f"    failure: {failure[:160]}")
-    return results
+    keys = {"sink": "sink", "sqlite": "service_sqlite", "postgres": "service_postgres"}
+    results = await each_server(keys, lambda server: run_server(server, clients, size, log), log)
+    info = {"clients": clients, "size_kib": size // 1024, "piece_kib": PIECE // 1024}
+    return {**info, "interval_s": INTERVAL, **results}

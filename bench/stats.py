@@ -1,4 +1,4 @@
-"""Units and the two statistics the report uses: the median and nearest-rank percentiles."""
+"""Units and the statistics the report uses: the median, nearest-rank percentiles, paired ratios."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ def percentile(values: Sequence[float], fraction: float) -> float:
         return math.nan
     ordered = sorted(values)
     return float(ordered[max(1, math.ceil(fraction * len(ordered))) - 1])
+
+
+def paired(these: Sequence[float], those: Sequence[float]) -> list[float]:
+    """`these` over `those`, round by round, sorted."""
+    return sorted(a / b for a, b in zip(these, those, strict=True))
 
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:

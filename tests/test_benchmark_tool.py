@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from bench.disk import write_durably
-from bench.rawhttp import RawConnection
+from bench.latency import RawConnection
 from bench.report import checks
-from bench.s3proxy import operation
+from bench.s3requests import operation
 from bench.stats import percentile
+from bench.throughput import write_durably
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
