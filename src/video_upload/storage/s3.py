@@ -88,14 +88,14 @@ from video_upload.storage.s3_parts import (
     staging_key,
     staging_prefix,
 )
-from video_upload.storage.s3_presign import S3DirectUploads
+from video_upload.storage.s3_presign import S3Presigning
 from video_upload.storage.s3_requests import S3StorageError
 
 READ_CHUNK = 256 * 1024
 FETCH_CONCURRENCY = 8
 
 
-class S3Store(S3DirectUploads):
+class S3Store(S3Presigning):
     """Keeps uploads as S3 multipart uploads; implements UploadStore, ConcatenatingStore,
     OrphanListingStore and DirectUploadStore (`s3_presign`). Build it with
     `await S3Store.open(settings)`; the request counters (`request_counts`, `bytes_sent`,
@@ -419,26 +419,3 @@ class S3Store(S3DirectUploads):
     async def _remove_staging(self, object_key: str) -> None:
         prefix = staging_prefix(object_key)
         await self._delete_objects([str(item["Key"]) async for item in self._list_objects(prefix)])
-
-    async def playback_url(
-        self, upload: StoredUpload, content_type: str, expires_seconds: int
-    ) -> str:
-        """A presigned GetObject URL of the finished upload's object (PlaybackSigningStore),
-        answered with `content_type`. Signed locally with the client's credentials: no request
-        is sent, and the URL reaches S3 at S3_PUBLIC_ENDPOINT_URL, else S3_ENDPOINT_URL."""
-        state = self._state(upload)
-        if not state.finished:
-            raise StorageError("only a finished upload can be played", retryable=False)
-        params = {
-            "Bucket": self.bucket,
-            "Key": state.object_key,
-            "ResponseContentType": content_type,
-        }
-        try:
-            url = await self.signer.generate_presigned_url(
-                "get_object", Params=params, ExpiresIn=expires_seconds
-            )
-        except (BotoCoreError, ValueError) as error:
-            message = f"cannot presign the video's URL: {error}"
-            raise StorageError(message, retryable=False) from None
-        return str(url)

@@ -1,5 +1,6 @@
-"""The S3 store's direct uploads: presigned UploadPart URLs and the multipart calls around them
-(`DirectUploadStore`, see `video_upload.storage.direct`).
+"""The S3 store's presigned URLs: UploadPart URLs of direct uploads, with the multipart calls
+around them (`DirectUploadStore`, see `video_upload.storage.direct`), and GetObject URLs for
+playback (`PlaybackSigningStore`).
 
 The client PUTs each part to a URL signed here, locally, with the store's own credentials (no
 request is sent to sign). The URL is signed with SigV4 for exactly one part number of one
@@ -28,15 +29,15 @@ from botocore.exceptions import BotoCoreError
 from video_upload.domain.errors import ERR_DIRECT_ONLY, ServiceError
 from video_upload.storage.base import StorageError, StoredUpload, StoreState
 from video_upload.storage.direct import DIRECT_MARK, ListedPart, finished_state, is_direct
-from video_upload.storage.s3_parts import Part
+from video_upload.storage.s3_parts import Part, UploadState
 from video_upload.storage.s3_requests import S3Requests, S3StorageError
 
 LIST_PAGE = 1000
 
 
-class S3DirectUploads(S3Requests):
-    """The direct-upload calls of `S3Store` (which provides `prefix`, `part_size` and the key
-    checks of `_object_key`)."""
+class S3Presigning(S3Requests):
+    """The direct-upload and playback calls of `S3Store` (which provides `prefix`, `part_size`
+    and the key checks of `_object_key`)."""
 
     prefix: str
     part_size: int
@@ -128,6 +129,29 @@ class S3DirectUploads(S3Requests):
         """A tus write to a direct upload: its parts are the client's, sent to S3 itself."""
         if is_direct(upload.state):
             raise ServiceError(ERR_DIRECT_ONLY)
+
+    async def playback_url(
+        self, upload: StoredUpload, content_type: str, expires_seconds: int
+    ) -> str:
+        """A presigned GetObject URL of the finished upload's object (PlaybackSigningStore),
+        answered with `content_type`. Signed locally with the client's credentials: no request
+        is sent, and the URL reaches S3 at S3_PUBLIC_ENDPOINT_URL, else S3_ENDPOINT_URL."""
+        state = UploadState.from_dict(upload.state, self._object_key(upload.key))
+        if not state.finished:
+            raise StorageError("only a finished upload can be played", retryable=False)
+        params = {
+            "Bucket": self.bucket,
+            "Key": state.object_key,
+            "ResponseContentType": content_type,
+        }
+        try:
+            url = await self.signer.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=expires_seconds
+            )
+        except (BotoCoreError, ValueError) as error:
+            message = f"cannot presign the video's URL: {error}"
+            raise StorageError(message, retryable=False) from None
+        return str(url)
 
 
 def _multipart_upload_id(upload: StoredUpload) -> str:
