@@ -141,6 +141,17 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _jwt_secret_fits_the_hash(self) -> Settings:
+        # The same rule for the longer hashes: 48 bytes for HS384, 64 for HS512.
+        needed = {"HS384": 48, "HS512": 64}.get(self.jwt_algorithm, 0)
+        key = self.jwt_secret.get_secret_value()
+        if key and len(key.encode()) < needed:
+            raise ValueError(
+                f"JWT_SECRET must be at least {needed} bytes long for {self.jwt_algorithm}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _webhooks_are_signed(self) -> Settings:
         if self.webhook_urls and not self.webhook_secret.get_secret_value():
             raise ValueError("WEBHOOK_URL needs WEBHOOK_SECRET (a whsec_... signing secret)")

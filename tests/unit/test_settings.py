@@ -120,3 +120,10 @@ def test_secrets_do_not_show_in_the_settings_repr() -> None:
 
     assert "private-key-text" not in repr(settings)
     assert "aws-secret-text" not in repr(settings)
+
+
+@pytest.mark.parametrize(("algorithm", "needed"), [("HS384", 48), ("HS512", 64)])
+def test_a_jwt_secret_shorter_than_its_hash_is_refused(algorithm: str, needed: int) -> None:
+    with pytest.raises(ValidationError, match=f"at least {needed} bytes long for {algorithm}"):
+        build(jwt_algorithm=algorithm, jwt_secret="s" * (needed - 1))
+    assert build(jwt_algorithm=algorithm, jwt_secret="s" * needed).jwt_algorithm == algorithm
