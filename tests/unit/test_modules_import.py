@@ -18,8 +18,8 @@ from video_upload.config import Settings
 from video_upload.http.app import create_app
 
 PACKAGE = Path(video_upload.__file__).parent
-# `__main__` runs the command line; Alembic's env.py runs migrations when imported.
-NOT_IMPORTABLE_ALONE = {"video_upload.__main__", "video_upload.persistence.migrations.env"}
+# Alembic's env.py runs migrations when imported.
+NOT_IMPORTABLE_ALONE = {"video_upload.persistence.migrations.env"}
 
 
 def module_names() -> list[str]:
