@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import User, make_settings
 from tests.support.live import LiveServer, start_server
-from tests.support.nodes import Node
+from tests.support.nodes import Node, free_port
 from tests.support.tus import TUS_PATH, auth, create_upload, patch_headers
 from video_upload.persistence.engine import migrate
 
@@ -162,3 +162,25 @@ def test_json_logs_carry_the_request_id_and_user_and_never_the_token(tmp_path: P
     started = [line for line in lines if "serving with database" in line["message"]]
     assert started[0]["database"] == "sqlite"
     assert started[0]["storage"] == "local"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_metrics_on_a_port_of_their_own_add_up_every_worker_and_leave_the_api_port(
+    tmp_path: Path, workers: str
+) -> None:
+    metrics_port = free_port()
+    env = node_env(tmp_path, METRICS_PORT=str(metrics_port))
+    node = Node(env=env, workdir=tmp_path).start("--workers", workers, timeout=180)
+    try:
+        headers = auth(node_token("alice"))
+        for _ in range(3):
+            url = new_upload(node.base_url, headers, 10)
+            assert httpx.patch(url, headers=patch_headers(headers, 0), content=b"m" * 10).is_success
+        scrape = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
+        on_the_api_port = httpx.get(f"{node.base_url}/metrics")
+    finally:
+        node.stop()
+    assert scrape.status_code == 200
+    assert value(scrape.text, "video_upload_uploads_created_total") == 3
+    assert value(scrape.text, "video_upload_bytes_received_total") == 30
+    assert on_the_api_port.status_code == 404

@@ -29,6 +29,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         # every worker writes its metrics here, and /metrics adds them up (see `metrics`);
         # set before any worker imports prometheus-client
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="video-upload-metrics-")
+    if settings.metrics_port:
+        from video_upload import metrics
+
+        try:
+            metrics.serve_on_port(settings.metrics_host, settings.metrics_port)
+        except OSError as error:
+            where = f"{settings.metrics_host}:{settings.metrics_port}"
+            print(f"serve: cannot serve the metrics on {where}: {error}", file=sys.stderr)
+            return 1
     uvicorn.run(
         "video_upload.http.app:create_app",
         factory=True,

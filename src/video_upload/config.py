@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = "console"
     # GET /metrics asks for `Authorization: Bearer <METRICS_TOKEN>` when set.
     metrics_token: SecretStr = SecretStr("")
+    # `serve` exposes the metrics on a port of their own, at METRICS_HOST, instead of at /metrics
+    # on the API's port (0: on the API's port). That port has no token: keep it private.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     # Per-user limits (see lifecycle.quotas), enforced across nodes; 0 turns one off.
     user_max_unfinished_uploads: int = Field(default=0, ge=0)

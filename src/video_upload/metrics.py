@@ -22,6 +22,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -68,10 +69,21 @@ outbox_depth = Gauge(
 def exposition() -> tuple[bytes, str]:
     """The metrics in Prometheus' text format, and its content type: this process's, or in
     multiprocess mode every worker's, added up."""
+    return generate_latest(_registry()), CONTENT_TYPE_LATEST
+
+
+def serve_on_port(host: str, port: int) -> None:
+    """Expose the metrics at `http://host:port/` from a thread of this process (prometheus-
+    client's own server): `serve`'s METRICS_PORT. Run by the process that starts the workers,
+    after multiprocess mode is on, so it adds up every worker's files."""
+    start_http_server(port, addr=host, registry=_registry())
+
+
+def _registry() -> CollectorRegistry:
     if os.environ.get(MULTIPROCESS_DIR_VARIABLE):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        return registry
     from prometheus_client import REGISTRY
 
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    return REGISTRY

@@ -120,6 +120,11 @@ def create_app(
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     async def prometheus_metrics(request: Request) -> Response:
+        if settings.metrics_port:  # served on a port of their own (`serve`), not here
+            return JSONResponse(
+                {"error": {"code": "not_found", "message": "the metrics are on METRICS_PORT"}},
+                status_code=404,
+            )
         token = settings.metrics_token.get_secret_value()
         given = request.headers.get("authorization", "")
         if token and not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
