@@ -1,14 +1,6 @@
-"""`python -m bench`: run the benchmark sections, print the tables, save the results.
-
-    uv run --group bench python -m bench                 # full run, about 10 minutes on 2 cores
-    uv run --group bench python -m bench --quick         # smaller sizes, one round (a smoke test)
-    uv run --group bench python -m bench --only throughput,latency
-    uv run --group bench python -m bench --server-pythonpath ../other-checkout/src
-
-A full run writes `bench/results/latest.json` and adds a row to `bench/results/history.md`; a
-quick run writes `latest-quick.json` only. A section that fails is recorded with its error and
-the others still run.
-"""
+"""`python -m bench`: run the benchmark sections, print the tables, save the results
+(docs/performance.md, "Measuring"). A section that fails is recorded with its error and the
+others still run."""
 
 from __future__ import annotations
 
@@ -16,7 +8,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import secrets
 import sys
 import time
 import traceback
@@ -37,6 +28,7 @@ from bench import (
 )
 from bench.stats import KIB, MIB
 
+DESCRIPTION = "Run the benchmark sections, print the tables, save the results."
 SECTIONS = ("throughput", "latency", "s3", "slow_clients", "cleanup")
 
 
@@ -45,7 +37,7 @@ def log(message: str) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=DESCRIPTION)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one round")
     parser.add_argument("--only", default=",".join(SECTIONS), help=", ".join(SECTIONS))
     parser.add_argument("--runs", type=int, help="throughput rounds (default 5, S3 3; quick 1)")
@@ -64,20 +56,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
     if name == "throughput":
+        starts = [
+            servers.sink("sink"),
+            servers.sink("sink_fsync", fsync=True),
+            servers.sink("sink_durable", durable=True),
+            servers.service("service"),
+        ]
+        if (reason := servers.postgres_unavailable()) is None:
+            starts.append(servers.service("service_postgres", postgres=True))
+        else:
+            log(f"  service_postgres skipped: {reason}")
         with contextlib.ExitStack() as stack:
-            targets = [
-                stack.enter_context(servers.sink("sink")),
-                stack.enter_context(servers.sink("sink_fsync", fsync=True)),
-                stack.enter_context(servers.sink("sink_durable", durable=True)),
-                stack.enter_context(servers.service("service")),
-            ]
-            if (reason := servers.postgres_unavailable()) is None:
-                service = servers.service("service_postgres", postgres=True)
-                targets.append(stack.enter_context(service))
-            else:
-                log(f"  service_postgres skipped: {reason}")
-            runs = args.runs or (1 if quick else 5)
-            return await throughput.measure(targets, quick, runs, log)
+            targets = [stack.enter_context(start) for start in starts]
+            return await throughput.measure(targets, quick, args.runs or (1 if quick else 5), log)
     if name == "latency":
         return await latency.measure(200 if quick else 1000, log)
     if name == "s3":
@@ -86,12 +77,7 @@ async def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
         runs = args.runs or (1 if quick else 3)
         with servers.workdir("seaweedfs") as root, seaweedfs.start(root) as s3:
             section = await s3requests.measure(s3, log)
-            bucket = f"bench-{secrets.token_hex(4)}"
-            env = s3.service_env(bucket, s3throughput.PART_SIZE)
-            with servers.service("service_s3", extra_env=env) as server:
-                section["throughput"] = await s3throughput.measure(
-                    s3, server, bucket, quick, runs, log
-                )
+            section["throughput"] = await s3throughput.measure(s3, quick, runs, log)
         return section
     if name == "slow_clients":
         return await slowclients.measure(*((50, 256 * KIB) if quick else (200, MIB)), log)
@@ -136,10 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     log("\n" + report.table(results))
     if not args.no_save:
         saved = [report.save(results, args.results_dir)]
-        throughput_ran = "ratio_vs_sink" in results["sections"].get("throughput", {}).get(
-            "single_5mib", {}
-        )
-        if not args.quick and throughput_ran:
+        single = results["sections"].get("throughput", {}).get("single_5mib", {})
+        if not args.quick and "ratio_vs_sink" in single:  # a full run that measured throughput
             saved.append(args.results_dir / report.HISTORY_FILE.name)
             report.append_history(results, saved[-1])
         log(f"\nSaved {', '.join(str(path) for path in saved)}")

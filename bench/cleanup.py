@@ -1,11 +1,5 @@
-"""The cleanup of expired uploads: how long `video-upload cleanup` takes for N of them.
-
-A throwaway SQLite database is migrated (`video-upload migrate`); N unfinished uploads that
-expired a day ago are inserted into its `videos` table through the ORM model (one executemany),
-each with a file in the local store; then `video-upload cleanup` runs, as an operator or cron
-runs it. The same command on the empty database is timed first, and its time (the interpreter's
-start and the imports) is taken off, so the figure is the cleanup's own work.
-"""
+"""How long `video-upload cleanup` takes for N expired uploads (rows and files) in a throwaway
+SQLite database, less the same command's time on an empty one (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -70,7 +64,7 @@ def measure(count: int, log: Callable[[str], None] = print) -> dict[str, Any]:
     found = re.search(r"cleaned (\d+) expired", output)
     if found is None:
         raise RuntimeError(f"unexpected output of video-upload cleanup: {output!r}")
-    seconds = max(command_seconds - empty_seconds, 0.0)
+    seconds = max(command_seconds - empty_seconds, 0.0)  # less the interpreter's start, imports
     log(
         f"  {count} expired uploads cleaned in {seconds:.2f} s ({seconds / count * 1000:.2f} ms "
         f"each; the command took {command_seconds:.2f} s, {empty_seconds:.2f} s with nothing to do)"

@@ -1,6 +1,5 @@
-"""The benchmark's tus client: httpx (async) with pooled connections, bodies sent as memoryview
-slices of one payload. The same calls work against the service and the raw sink.
-"""
+"""The benchmark's tus client (httpx, bodies as memoryview slices of one payload), for the
+service and the raw sink alike."""
 
 from __future__ import annotations
 
@@ -46,6 +45,16 @@ async def pieces(view: memoryview, piece: int = 0, interval: float = 0.0) -> Asy
         if start and interval:
             await asyncio.sleep(interval)
         yield cast(bytes, view[start : start + piece])
+
+
+def parse_head(head: bytes) -> tuple[str, dict[str, str]]:
+    """An HTTP message head's first line and its headers (names in lower case)."""
+    first, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return first, headers
 
 
 def expect(response: httpx.Response, status: int) -> httpx.Response:

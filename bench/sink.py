@@ -1,11 +1,6 @@
-"""The raw ASGI sink: the ceiling a Python server reaches on this machine.
-
-It speaks just enough of the service's URLs for the benchmark's client (session creation, tus
-creation, HEAD, PATCH, DELETE) and does nothing else: a PATCH appends each body message to a file
-with `os.write` as it arrives; no authentication, no database, no fsync. `--fsync` adds an fsync
-per PATCH (what `LOCAL_STORAGE_FSYNC=chunk` does); `--durable` starts writeback after each PATCH
-and fsyncs when an upload reaches its `Upload-Length` (the local store's default, `finish`). It
-runs under uvicorn as `video-upload serve` does (same loop, HTTP parser and log level).
+"""The raw ASGI sink, the ceiling a Python server reaches on this machine: just enough of the
+service's URLs for the benchmark's client, each PATCH body appended to a file with `os.write`
+(docs/performance.md). Run under uvicorn as `video-upload serve` is.
 
     python -m bench.sink --port 8123 --dir /tmp/sink [--fsync | --durable]
 """
@@ -29,16 +24,13 @@ Headers = list[tuple[bytes, bytes]]
 
 class Sink:
     def __init__(self, directory: Path, *, fsync: bool = False, durable: bool = False) -> None:
-        self.directory = directory
-        self.fsync = fsync
-        self.durable = durable
+        self.directory, self.fsync, self.durable = directory, fsync, durable
         self.directory.mkdir(parents=True, exist_ok=True)
         self.offsets: dict[str, int] = {}
         self.lengths: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        method: str = scope["method"]
-        path: str = scope["path"]
+        method, path = scope["method"], scope["path"]
         upload_id = path.rstrip("/").rsplit("/", 1)[-1]
         if method == "PATCH":
             offset = await self._append(upload_id, receive)
@@ -94,11 +86,8 @@ class Sink:
 
 
 async def _respond(send: Send, status: int, headers: Headers, body: bytes = b"") -> None:
-    all_headers: list[Any] = [
-        (b"tus-resumable", b"1.0.0"),
-        (b"content-length", str(len(body)).encode()),
-        *headers,
-    ]
+    length = str(len(body)).encode()
+    all_headers: list[Any] = [(b"tus-resumable", b"1.0.0"), (b"content-length", length), *headers]
     await send({"type": "http.response.start", "status": status, "headers": all_headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -110,9 +99,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--fsync", action="store_true", help="fsync after every PATCH")
-    parser.add_argument(
-        "--durable", action="store_true", help="start writeback per PATCH, fsync at the end"
-    )
+    parser.add_argument("--durable", action="store_true", help="writeback per PATCH, fsync at end")
     args = parser.parse_args()
     uvicorn.run(
         Sink(args.dir, fsync=args.fsync, durable=args.durable),

@@ -1,11 +1,5 @@
-"""Many slow clients at once, each trickling its upload (16 KiB every 250 ms, about 64 KiB/s).
-
-Every upload is created first; then every client sends its whole upload in one PATCH whose body
-arrives piece by piece, all at the same time. Reported for the raw sink and the service on SQLite
-and on PostgreSQL: how many completed with the right offset (and the first distinct failures),
-the server's peak RSS over the slow phase and its CPU. The phase has a deadline (four times its
-nominal length plus a minute), so a server that stalls cannot hold up the run.
-"""
+"""Many slow clients at once, each trickling one PATCH (16 KiB every 250 ms), on the raw sink and
+the service on SQLite and PostgreSQL: how many complete, peak RSS, CPU (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -29,8 +23,6 @@ async def run_server(
     payload = make_payload(size)
     nominal = size / PIECE * INTERVAL
     deadline = nominal * 4 + 60
-    failures: list[str] = []
-    completed = 0
     async with server.client(connections=clients + 8) as client:
         user = await server.user(client)
         creating = asyncio.Semaphore(8)
@@ -41,25 +33,22 @@ async def run_server(
 
         urls = await asyncio.gather(*(create() for _ in range(clients)))
 
-        async def trickle(url: str) -> None:
-            nonlocal completed
+        async def trickle(url: str) -> str:
+            """What went wrong, or "" when the upload completed."""
             try:
                 sending = user.patch(url, 0, payload, piece=PIECE, interval=INTERVAL)
                 offset = await asyncio.wait_for(sending, deadline)
             except TimeoutError:
-                failures.append(f"no answer within the deadline of {deadline:.0f} s")
+                return f"no answer within the deadline of {deadline:.0f} s"
             except Exception as error:  # counted and reported, not raised
-                failures.append(f"{type(error).__name__}: {error}"[:200])
-            else:
-                if offset == size:
-                    completed += 1
-                else:
-                    failures.append(f"offset {offset} != {size}")
+                return f"{type(error).__name__}: {error}"[:200]
+            return "" if offset == size else f"offset {offset} != {size}"
 
         with Monitor(server.pid, interval=0.1) as usage:
             started = time.perf_counter()
-            await asyncio.gather(*(trickle(url) for url in urls))
+            failures = [f for f in await asyncio.gather(*(trickle(u) for u in urls)) if f]
             elapsed = time.perf_counter() - started
+    completed = clients - len(failures)
     distinct = list(dict.fromkeys(re.sub(r"[0-9a-f]{32}", "<id>", f) for f in failures))[:5]
     log(
         f"  {server.name:<16} {completed}/{clients} completed in {elapsed:.1f} s (nominal "

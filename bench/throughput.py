@@ -1,21 +1,6 @@
-"""Upload throughput: the service against the raw sink, the same client sending the same bytes;
-and the scenarios and interleaved rounds that `bench.s3throughput` runs too.
-
-Scenarios: one upload in 5 MiB PATCHes, one in 1 MiB PATCHes, eight concurrent uploads in 5 MiB
-PATCHes. Every target (the raw sink; the sink with an fsync per PATCH; the sink flushed like the
-local store's default; the service on SQLite, and on PostgreSQL when it answers) runs `runs`
-times, interleaved so that the machine's drift hits every target alike, after one uncounted round
-that warms each server up. A run reports MB/s (10^6 B/s, from the creation to the last PATCH's
-answer), the server's CPU seconds per GiB and the peak RSS of its process tree; besides the ratio
-of the medians, the ratio round by round shows how far the machine, not the code, moves it.
-
-Each round ends with the disk alone (`write_durably`): the bytes, already in memory, written the
-way the local store writes them by default (PATCH-sized `os.write`s, writeback started after each,
-one fsync per file at the end) with no HTTP, client or event loop. No server that keeps its bytes
-so could be faster at that moment, so disk alone / raw sink is the highest service / raw sink
-ratio the disk allows (the raw sink's bytes are still in the page cache when it answers). One
-reading can catch the disk still busy with the round's servers: read it over the rounds.
-"""
+"""Upload throughput: the service against the raw sink and the disk alone, the same client
+sending the same bytes; and the scenarios and interleaved rounds that `bench.s3throughput` runs
+too (docs/performance.md, "Measuring" and "Reading the numbers")."""
 
 from __future__ import annotations
 
@@ -24,7 +9,7 @@ import functools
 import os
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,16 +36,6 @@ class Scenario:
         return f"{self.uploads} x {self.size // MIB} MiB concurrent, {self.chunk // MIB} MiB"
 
 
-def scenarios(single: int, concurrent: str, uploads: int, each: int) -> list[Scenario]:
-    """One upload of `single` bytes in 5 MiB PATCHes, one in 1 MiB PATCHes, and `uploads`
-    concurrent uploads of `each` bytes in 5 MiB PATCHes (the scenario `concurrent`)."""
-    return [
-        Scenario("single_5mib", 1, single, 5 * MIB),
-        Scenario("single_1mib", 1, single, MIB),
-        Scenario(concurrent, uploads, each, 5 * MIB),
-    ]
-
-
 @dataclass(frozen=True)
 class Run:
     """One round of one target: its time and bytes, CPU seconds by whose they are ("" for the
@@ -78,19 +53,17 @@ class Run:
 
     def per_gib(self) -> dict[str, float | None]:
         gib = self.total_bytes / GIB
-        return {
-            f"{who}_cpu_s_per_gib".lstrip("_"): None if cpu is None else cpu / gib
-            for who, cpu in self.cpu.items()
-        }
+        per_gib = {who: None if s is None else s / gib for who, s in self.cpu.items()}
+        return {f"{who}_cpu_s_per_gib".lstrip("_"): value for who, value in per_gib.items()}
 
     def __str__(self) -> str:
-        cpu = [
-            f"{key.removesuffix('cpu_s_per_gib').rstrip('_') or 'server'} {value:.2f}"
-            for key, value in self.per_gib().items()
-            if value is not None
-        ]
+        gib = self.total_bytes / GIB
+        cpu = [f"{who or 'server'} {s / gib:.2f}" for who, s in self.cpu.items() if s is not None]
         text = f"{self.mb_per_s:7.1f} MB/s" + (f", CPU s/GiB: {', '.join(cpu)}" if cpu else "")
         return text + (f", peak RSS {self.rss_peak / MIB:6.1f} MiB" if self.rss_peak else "")
+
+
+Targets = dict[str, Callable[[], Awaitable[Run]]]  # a round of each target, by name
 
 
 def summarise(runs: list[Run]) -> dict[str, Any]:
@@ -107,28 +80,50 @@ def summarise(runs: list[Run]) -> dict[str, Any]:
     return summary
 
 
-async def rounds(
-    scenario: Scenario,
-    targets: Mapping[str, Callable[[], Awaitable[Run]]],
+def ratio(targets: dict[str, Any], name: str, base: str) -> tuple[float, list[float]]:
+    """`name`'s MB/s over `base`'s: of the medians, and round by round (sorted)."""
+    rounds = [[run["mb_per_s"] for run in targets[each]["runs"]] for each in (name, base)]
+    return targets[name]["mb_per_s"] / targets[base]["mb_per_s"], paired(*rounds)
+
+
+async def run_scenarios(
+    concurrent: str,
+    sizes: tuple[int, int, int],
+    targets: Callable[[Scenario, memoryview], Targets],
     runs: int,
     warm_up: bool,
     log: Callable[[str], None],
-) -> dict[str, list[Run]]:
-    """Each target once, not counted (when `warm_up`), then `runs` rounds of every target."""
-    for once in targets.values() if warm_up else []:
-        await once()
-    collected: dict[str, list[Run]] = {name: [] for name in targets}
-    for attempt in range(1, runs + 1):
-        for name, once in targets.items():
-            collected[name].append(run := await once())
-            log(f"  {scenario.label:<30} {name:<16} run {attempt}/{runs}: {run}")
-    return collected
+) -> dict[str, Any]:
+    """One upload of `sizes[0]` bytes in 5 MiB PATCHes, one in 1 MiB PATCHes, and `sizes[1]`
+    concurrent uploads of `sizes[2]` bytes (the scenario `concurrent`): each target once, not
+    counted (when `warm_up`), then `runs` rounds of every target in turn, so that the machine's
+    drift hits every target alike. Each scenario's label and its targets' summaries."""
+    single, uploads, each = sizes
+    chosen = [
+        Scenario("single_5mib", 1, single, 5 * MIB),
+        Scenario("single_1mib", 1, single, MIB),
+        Scenario(concurrent, uploads, each, 5 * MIB),
+    ]
+    payload = make_payload(max(single, each))
+    section: dict[str, Any] = {}
+    for scenario in chosen:
+        once = targets(scenario, payload)
+        for call in once.values() if warm_up else []:
+            await call()
+        collected: dict[str, list[Run]] = {name: [] for name in once}
+        for attempt in range(1, runs + 1):
+            for name, call in once.items():
+                collected[name].append(run := await call())
+                log(f"  {scenario.label:<30} {name:<16} run {attempt}/{runs}: {run}")
+        summaries = {name: summarise(done) for name, done in collected.items()}
+        section[scenario.key] = {"label": scenario.label, "targets": summaries}
+    return section
 
 
 def write_durably(directory: Path, payload: memoryview, *, files: int, chunk: int) -> float:
-    """Seconds to write `payload` to `files` new files in `directory`, `chunk` bytes at a time
-    (the files in turn, piece by piece), starting writeback after every piece and fsyncing each
-    file at the end. The files are left in `directory`."""
+    """Seconds to write `payload` to `files` new files in `directory` as the local store does by
+    default: `chunk` bytes at a time (the files in turn), writeback started after every piece,
+    an fsync per file at the end. The files are left in `directory`."""
     paths = [directory / f"disk-{index}" for index in range(files)]
     descriptors = [os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600) for path in paths]
     try:
@@ -171,41 +166,29 @@ async def upload_once(target: Server, scenario: Scenario, payload: memoryview) -
     return Run(elapsed, total, {"": usage.cpu_seconds}, usage.rss_start, usage.rss_peak)
 
 
-def compare(entry: dict[str, Any], disk: list[float]) -> None:
-    """Add to a scenario's `entry` the ratios the report and the checks read."""
-    targets = entry["targets"]
-    mb_per_s = {name: target["mb_per_s"] for name, target in targets.items()}
-    by_round = {name: [run["mb_per_s"] for run in t["runs"]] for name, t in targets.items()}
-    for name, key in (("service", "ratio_vs_sink"), ("service_postgres", "ratio_postgres_vs_sink")):
-        if name in targets:
-            entry[key] = mb_per_s[name] / mb_per_s["sink"]
-    if "service" in targets:
-        entry["paired_ratios_vs_sink"] = paired(by_round["service"], by_round["sink"])
-    if "service" in targets and "sink_durable" in targets:
-        entry["ratio_vs_sink_durable"] = mb_per_s["service"] / mb_per_s["sink_durable"]
-    entry["disk"] = {"mb_per_s": median(disk), "runs_mb_per_s": disk}
-    entry["ratio_disk_vs_sink"] = median(disk) / mb_per_s["sink"]
-    entry["paired_disk_vs_sink"] = paired(disk, by_round["sink"])
-
-
 async def measure(
     servers: list[Server], quick: bool, runs: int, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """Every scenario on every server (the first must be the raw sink) and the disk alone,
-    `runs` rounds each."""
-    sizes = (32 * MIB, 4, 16 * MIB) if quick else (256 * MIB, 8, 64 * MIB)
-    chosen = scenarios(sizes[0], "concurrent_8", *sizes[1:])
-    payload = make_payload(max(s.size for s in chosen))
-    section: dict[str, Any] = {}
-    for scenario in chosen:
-        targets = {s.name: functools.partial(upload_once, s, scenario, payload) for s in servers}
-        targets[DISK] = functools.partial(disk_once, scenario, payload)
-        collected = await rounds(scenario, targets, runs, True, log)
-        disk = [run.mb_per_s for run in collected.pop(DISK)]
-        entry = {
-            "label": scenario.label,
-            "targets": {n: summarise(r) for n, r in collected.items()},
+    """Every scenario on every server (one named "sink": the raw sink) and the disk alone."""
+
+    def targets(scenario: Scenario, payload: memoryview) -> Targets:
+        once: Targets = {
+            s.name: functools.partial(upload_once, s, scenario, payload) for s in servers
         }
-        compare(entry, disk)
-        section[scenario.key] = entry
+        once[DISK] = functools.partial(disk_once, scenario, payload)
+        return once
+
+    sizes = (32 * MIB, 4, 16 * MIB) if quick else (256 * MIB, 8, 64 * MIB)
+    section = await run_scenarios("concurrent_8", sizes, targets, runs, True, log)
+    for entry in section.values():  # the ratios the report and the checks read
+        found = entry["targets"]
+        if "service" in found:
+            entry["ratio_vs_sink"], entry["paired_ratios_vs_sink"] = ratio(found, "service", "sink")
+        if "service_postgres" in found:
+            entry["ratio_postgres_vs_sink"] = ratio(found, "service_postgres", "sink")[0]
+        if "service" in found and "sink_durable" in found:
+            entry["ratio_vs_sink_durable"] = ratio(found, "service", "sink_durable")[0]
+        entry["ratio_disk_vs_sink"], entry["paired_disk_vs_sink"] = ratio(found, DISK, "sink")
+        disk = [run["mb_per_s"] for run in found.pop(DISK)["runs"]]
+        entry["disk"] = {"mb_per_s": median(disk), "runs_mb_per_s": disk}
     return section
