@@ -152,8 +152,9 @@ async def test_mixed_chunk_sizes_give_a_byte_identical_object(
     assert store.request_counts["UploadPart"] == parts
     etag = object_etag(s3_endpoint, store.bucket, store.prefix + upload.key)
     assert etag.endswith(f"-{parts}")
-    # every staged remainder was downloaded exactly once, and none is left behind
-    assert store.request_counts["GetObject"] == store.request_counts["PutObject"]
+    # every staged remainder came from the store's copy of what it put, none is left behind
+    assert store.request_counts["GetObject"] == 0
+    assert store.staged_cache.size == 0
     assert_bucket_holds_only(store, s3_endpoint, upload.key)
 
 
@@ -176,7 +177,92 @@ async def test_a_write_streams_many_parts_through_one_part_buffer(store: S3Store
     upload = await write(store, upload, data)
 
     assert store.request_counts == {"UploadPart": 3, "PutObject": 1}
-    assert upload.state["staged"] == [{"offset": 3 * PART, "size": 123}]
+    [segment] = upload.state["staged"]
+    assert (segment["offset"], segment["size"]) == (3 * PART, 123)
+    assert segment["etag"]  # the staging PutObject's ETag
+
+
+# -- staged pieces from the store's own copy ---------------------------------------------------
+
+
+async def test_one_mib_chunks_never_read_their_staged_pieces_back(
+    store: S3Store, s3_endpoint: str
+) -> None:
+    data = payload(12 * MIB + 300 * KIB, seed=20)
+    upload = await new_upload(store)
+    store.request_counts.clear()
+    for start in range(0, len(data), MIB):
+        upload = await write(store, upload, data[start : start + MIB])
+        assert store.staged_cache.size < PART
+    finished = StoredUpload(upload.key, upload.offset, await store.finish(upload))
+
+    assert store.request_counts["GetObject"] == 0
+    assert store.bytes_received == 0
+    assert store.request_counts["UploadPart"] == 3  # two full parts and the last one
+    assert store.staged_cache.size == 0
+    assert sha256(stored_bytes(store, s3_endpoint, finished)) == sha256(data)
+    assert_bucket_holds_only(store, s3_endpoint, finished.key)
+
+
+@pytest.mark.parametrize("other_size", [MIB, 2 * MIB], ids=["same-length", "longer"])
+async def test_a_staging_key_rewritten_by_another_node_is_read_back_not_served_from_memory(
+    store: S3Store, s3_endpoint: str, other_size: int
+) -> None:
+    data = payload(6 * MIB, seed=21)
+    upload = await new_upload(store)
+    # This node's write stages wrong bytes at offset 0 and is never committed (its lease is
+    # lost); the node that takes over stages the right bytes under the same key, and commits.
+    await store.write(upload, body(payload(MIB, seed=98)))
+    other = await S3Store.open(settings_for(s3_endpoint, store.bucket))
+    try:
+        committed = await write(other, upload, data[:other_size])
+    finally:
+        await other.close()
+    store.request_counts.clear()
+
+    upload = await write(store, committed, data[other_size:])  # the next PATCH comes back here
+    finished = StoredUpload(upload.key, upload.offset, await store.finish(upload))
+
+    assert store.request_counts["GetObject"] == 1  # the other node's piece, from the bucket
+    assert sha256(stored_bytes(store, s3_endpoint, finished)) == sha256(data)
+    assert_bucket_holds_only(store, s3_endpoint, finished.key)
+
+
+async def test_a_state_without_staged_etags_is_read_back_and_completes(
+    store: S3Store, s3_endpoint: str
+) -> None:
+    data = payload(7 * MIB + 5, seed=22)
+    upload = await new_upload(store)
+    store.request_counts.clear()
+    for start in range(0, len(data), MIB):
+        upload = await write(store, upload, data[start : start + MIB])
+        # the state as a release that did not record ETags wrote it
+        for segment in upload.state["staged"]:
+            segment.pop("etag", None)
+    finished = StoredUpload(upload.key, upload.offset, await store.finish(upload))
+
+    assert store.request_counts["GetObject"] == 4 + 3  # 4 pieces folded into part 1, 3 at finish
+    assert sha256(stored_bytes(store, s3_endpoint, finished)) == sha256(data)
+    assert_bucket_holds_only(store, s3_endpoint, finished.key)
+
+
+async def test_pieces_evicted_by_the_global_cap_are_read_back(
+    store: S3Store, s3_endpoint: str
+) -> None:
+    store.staged_cache.capacity = 2 * MIB
+    data = payload(11 * MIB, seed=23)
+    upload = await new_upload(store)
+    store.request_counts.clear()
+    for start in range(0, len(data), MIB):
+        upload = await write(store, upload, data[start : start + MIB])
+        assert store.staged_cache.size <= 2 * MIB
+    finished = StoredUpload(upload.key, upload.offset, await store.finish(upload))
+
+    # of each part's four staged pieces the first two were evicted; the last piece is a hit
+    assert store.request_counts["GetObject"] == 2 * 2
+    assert store.staged_cache.hits == 2 * 2 + 1
+    assert sha256(stored_bytes(store, s3_endpoint, finished)) == sha256(data)
+    assert_bucket_holds_only(store, s3_endpoint, finished.key)
 
 
 @pytest.mark.parametrize("discarded", [True, False], ids=["discarded", "crashed"])

@@ -107,7 +107,7 @@ def unfinished() -> UploadState:
         object_key="uploads/abc",
         multipart_upload_id="mpu-1",
         parts=[Part(1, '"e1"', 5), Part(2, '"e2"', 5)],
-        staged=[Segment(10, 3), Segment(13, 2)],
+        staged=[Segment(10, 3, '"s1"'), Segment(13, 2, '"s2"')],
         consumed=[7],
     )
 
@@ -116,6 +116,20 @@ def test_an_unfinished_state_survives_the_round_trip_through_its_dict() -> None:
     state = unfinished()
 
     assert UploadState.from_dict(state.to_dict(), default_key="other") == state
+
+
+def test_a_staged_segment_without_an_etag_is_the_old_format_both_ways() -> None:
+    old = {
+        "object_key": "uploads/abc",
+        "multipart_upload_id": "m",
+        "staged": [{"offset": 0, "size": 3}],
+    }
+
+    state = UploadState.from_dict(old, default_key="x")
+
+    assert state.staged == [Segment(0, 3, None)]
+    assert state.to_dict()["staged"] == [{"offset": 0, "size": 3}]
+    assert unfinished().to_dict()["staged"][0] == {"offset": 10, "size": 3, "etag": '"s1"'}
 
 
 def test_a_finished_state_keeps_only_its_key_and_size() -> None:
@@ -135,6 +149,7 @@ def test_an_empty_state_is_a_fresh_upload_under_the_default_key() -> None:
         {"parts": [{"number": 1, "etag": "e"}]},
         {"parts": "not a list"},
         {"staged": [{"offset": "ten", "size": 1}]},
+        {"staged": ["ten"]},
         {"consumed": [None]},
     ],
 )

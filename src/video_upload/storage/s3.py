@@ -17,11 +17,13 @@ The staging rule: a write streams the chunk into a buffer of one part. Whenever 
 buffer starts over; a chunk aligned to the part size with nothing staged costs exactly one
 UploadPart and nothing else. A remainder smaller than a part is put as a staging object, in the
 bucket rather than on local disk, because the next chunk may reach another node. When staged
-bytes plus new bytes reach a part, each staged object is downloaded (exactly once in its life),
-the segments are folded into the part in order, and the part is uploaded. Memory per upload
-stays at about one part buffer. `finish` turns the staged remainder into the (possibly small)
-last part, completes the multipart upload and deletes the staging objects. A zero-byte upload
-aborts its multipart upload and puts an empty object instead.
+bytes plus new bytes reach a part, the segments are folded into the part in order and the part
+is uploaded; each staged piece comes from the process's copy of the pieces it put
+(`s3_staged_cache`, only if the committed segment names that PUT's ETag), else it is downloaded
+(exactly once in its life). Memory per upload stays at about one part buffer, plus that copy.
+`finish` turns the staged remainder into the (possibly small) last part, completes the
+multipart upload and deletes the staging objects. A zero-byte upload aborts its multipart
+upload and puts an empty object instead.
 
 The database is the source of truth: every call gets the committed state (multipart upload id,
 parts with their ETags, staged segments) and returns a new one. A write that is never committed
@@ -82,14 +84,13 @@ from video_upload.storage.s3_parts import (
     Segment,
     Slice,
     UploadState,
-    belongs_to,
     key_of,
     plan_concatenation,
     staging_key,
-    staging_prefix,
 )
 from video_upload.storage.s3_presign import S3Presigning
 from video_upload.storage.s3_requests import S3StorageError
+from video_upload.storage.s3_staged_cache import StagedCache
 
 READ_CHUNK = 256 * 1024
 FETCH_CONCURRENCY = 8
@@ -113,6 +114,7 @@ class S3Store(S3Presigning):
         self._stack = stack
         self.prefix = settings.s3_key_prefix
         self.part_size = settings.s3_part_size
+        self.staged_cache = StagedCache()
 
     @classmethod
     async def open(cls, settings: Settings) -> S3Store:
@@ -181,6 +183,7 @@ class S3Store(S3Presigning):
         if state.consumed:
             await self._delete_objects([staging_key(state.object_key, o) for o in state.consumed])
             state.consumed = []
+        self.staged_cache.retain(state.object_key, state.staged)
         offset = upload.offset
         buffer = bytearray()
         room = max(self.part_size - state.staged_size, 0)  # (0 if the part size was lowered)
@@ -198,8 +201,9 @@ class S3Store(S3Presigning):
                     room = self.part_size
         if buffer:
             start = offset - len(buffer)
-            await self._put_object(staging_key(state.object_key, start), buffer)
-            state.staged.append(Segment(start, len(buffer)))
+            etag = await self._put_object(staging_key(state.object_key, start), buffer)
+            state.staged.append(Segment(start, len(buffer), etag))
+            self.staged_cache.put(state.object_key, start, etag, bytes(buffer))
         return WriteResult(offset=offset, state=state.to_dict())
 
     async def held(self, upload: StoredUpload) -> int:
@@ -212,12 +216,9 @@ class S3Store(S3Presigning):
             return
         # Segments staged by the abandoned write start at or after the committed offset; parts
         # it uploaded are overwritten by the next write or dropped when the upload completes.
-        keys = [
-            staging_key(written.object_key, segment.offset)
-            for segment in written.staged
-            if segment.offset >= committed.offset
-        ]
-        await self._delete_objects(keys)
+        offsets = [s.offset for s in written.staged if s.offset >= committed.offset]
+        self.staged_cache.drop(written.object_key, offsets)
+        await self._delete_objects([staging_key(written.object_key, o) for o in offsets])
 
     async def finish(self, upload: StoredUpload) -> StoreState:
         state = self._state(upload)
@@ -238,6 +239,7 @@ class S3Store(S3Presigning):
             if not error.missing:
                 raise
             await self._confirm_finished(state.object_key, upload.offset)  # finished before
+        self.staged_cache.drop_upload(state.object_key)
         await self._remove_staging(state.object_key)
         return UploadState(state.object_key, finished=True, size=upload.offset).to_dict()
 
@@ -245,6 +247,7 @@ class S3Store(S3Presigning):
         object_key = self._object_key(upload.key)
         with contextlib.suppress(StorageError):
             object_key = UploadState.from_dict(upload.state, object_key).object_key
+        self.staged_cache.drop_upload(object_key)
         await self._remove(object_key)
 
     async def read(self, upload: StoredUpload, byte_range: ByteRange) -> AsyncIterator[bytes]:
@@ -326,6 +329,7 @@ class S3Store(S3Presigning):
         return sorted(key for key, when in newest.items() if when < older_than)
 
     async def remove_key(self, key: str) -> None:
+        self.staged_cache.drop_upload(self._object_key(key))
         await self._remove(self._object_key(key))
 
     # -- sidecars ----------------------------------------------------------------------------
@@ -350,20 +354,26 @@ class S3Store(S3Presigning):
         return UploadState.from_dict(upload.state, self._object_key(upload.key))
 
     async def _fetch_staged(self, object_key: str, segments: list[Segment]) -> bytes:
-        """Download every staged segment (each once), a few at a time, joined in order."""
-        pieces: list[bytes] = []
-        for first in range(0, len(segments), FETCH_CONCURRENCY):
-            batch = segments[first : first + FETCH_CONCURRENCY]
-            pieces += await asyncio.gather(
+        """Every staged segment, joined in order: from the cache when this process put exactly
+        that object, else downloaded (each once, a few at a time)."""
+        cached = {s.offset: self.staged_cache.get(object_key, s) for s in segments}
+        pieces = {offset: data for offset, data in cached.items() if data is not None}
+        missing = [s for s in segments if s.offset not in pieces]
+        for first in range(0, len(missing), FETCH_CONCURRENCY):
+            batch = missing[first : first + FETCH_CONCURRENCY]
+            fetched = await asyncio.gather(
                 *(self._get(staging_key(object_key, s.offset), 0, s.size) for s in batch)
             )
-        return b"".join(pieces)
+            pieces.update((s.offset, data) for s, data in zip(batch, fetched, strict=True))
+        return b"".join(pieces[s.offset] for s in segments)
 
     async def _upload_full_part(self, state: UploadState, buffer: bytearray) -> None:
         """Upload one whole part: the staged segments (folded in front) and then `buffer`."""
         if state.staged:
             buffer[0:0] = await self._fetch_staged(state.object_key, state.staged)
-            state.consumed += [segment.offset for segment in state.staged]
+            consumed = [segment.offset for segment in state.staged]
+            self.staged_cache.drop(state.object_key, consumed)
+            state.consumed += consumed
             state.staged = []
         await self._upload_part(state, buffer)
 
@@ -393,29 +403,3 @@ class S3Store(S3Presigning):
         )
         self.bytes_copied += piece.size
         state.parts.append(Part(number, str(response["CopyPartResult"]["ETag"]), piece.size))
-
-    async def _confirm_finished(self, object_key: str, size: int) -> None:
-        """After a 'no such upload': succeed only if an earlier finish completed the object."""
-        try:
-            head = await self._request("HeadObject", Bucket=self.bucket, Key=object_key)
-        except S3StorageError as error:
-            if error.missing:
-                raise StorageError("multipart upload is gone", retryable=False) from None
-            raise
-        if int(head["ContentLength"]) != size:
-            raise StorageError("S3 object does not have the upload's size", retryable=False)
-
-    async def _remove(self, object_key: str) -> None:
-        """Delete everything stored for one upload: multipart uploads, object, staging, sidecars."""
-        await self._abort_all(object_key)
-        sidecars = f"{object_key}{SIDECAR_SUFFIX}/"
-        keys = [
-            str(item["Key"])
-            async for item in self._list_objects(object_key)
-            if belongs_to(object_key, str(item["Key"])) or str(item["Key"]).startswith(sidecars)
-        ]
-        await self._delete_objects(keys)
-
-    async def _remove_staging(self, object_key: str) -> None:
-        prefix = staging_prefix(object_key)
-        await self._delete_objects([str(item["Key"]) async for item in self._list_objects(prefix)])

@@ -59,10 +59,23 @@ class Part:
 
 @dataclass(frozen=True)
 class Segment:
-    """One staged remainder: a small object holding the bytes from `offset` on."""
+    """One staged remainder: a small object holding the bytes from `offset` on, and the ETag
+    S3 gave its PutObject (None in states written before ETags were recorded)."""
 
     offset: int
     size: int
+    etag: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.etag is None:
+            return {"offset": self.offset, "size": self.size}
+        return {"offset": self.offset, "size": self.size, "etag": self.etag}
+
+    @classmethod
+    def from_dict(cls, segment: Any) -> Segment:
+        if not isinstance(segment, dict):
+            raise TypeError("a staged segment is not a mapping")
+        return cls(int(segment["offset"]), int(segment["size"]), _optional_str(segment.get("etag")))
 
 
 @dataclass
@@ -106,7 +119,7 @@ class UploadState:
             "object_key": self.object_key,
             "multipart_upload_id": self.multipart_upload_id,
             "parts": [{"number": p.number, "etag": p.etag, "size": p.size} for p in self.parts],
-            "staged": [{"offset": s.offset, "size": s.size} for s in self.staged],
+            "staged": [segment.to_dict() for segment in self.staged],
             "consumed": list(self.consumed),
         }
 
@@ -120,7 +133,7 @@ class UploadState:
                     Part(int(p["number"]), str(p["etag"]), int(p["size"]))
                     for p in _list(state, "parts")
                 ],
-                staged=[Segment(int(s["offset"]), int(s["size"])) for s in _list(state, "staged")],
+                staged=[Segment.from_dict(s) for s in _list(state, "staged")],
                 consumed=[int(offset) for offset in _list(state, "consumed")],
                 finished=bool(state.get("finished", False)),
                 size=int(state.get("size", 0)),

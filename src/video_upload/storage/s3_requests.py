@@ -18,8 +18,8 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, Inc
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from video_upload import metrics
-from video_upload.storage.base import StorageError
-from video_upload.storage.s3_parts import Part
+from video_upload.storage.base import SIDECAR_SUFFIX, StorageError
+from video_upload.storage.s3_parts import Part, belongs_to, staging_prefix
 
 DELETE_BATCH = 1000
 
@@ -122,9 +122,12 @@ class S3Requests:
             if error.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                 raise
 
-    async def _put_object(self, object_key: str, data: bytes | bytearray) -> None:
-        await self._request("PutObject", Bucket=self.bucket, Key=object_key, Body=data)
+    async def _put_object(self, object_key: str, data: bytes | bytearray) -> str | None:
+        """Put a whole object; its ETag (None if S3 gave none)."""
+        response = await self._request("PutObject", Bucket=self.bucket, Key=object_key, Body=data)
         self.bytes_sent += len(data)
+        etag = response.get("ETag")
+        return None if etag is None else str(etag)
 
     async def _get(self, object_key: str, start: int, end: int) -> bytes:
         """Download bytes [start, end) of an object; the caller keeps them in memory."""
@@ -207,3 +210,29 @@ class S3Requests:
                 return
             params["KeyMarker"] = response.get("NextKeyMarker", "")
             params["UploadIdMarker"] = response.get("NextUploadIdMarker", "")
+
+    async def _confirm_finished(self, object_key: str, size: int) -> None:
+        """After a 'no such upload': succeed only if an earlier finish completed the object."""
+        try:
+            head = await self._request("HeadObject", Bucket=self.bucket, Key=object_key)
+        except S3StorageError as error:
+            if error.missing:
+                raise StorageError("multipart upload is gone", retryable=False) from None
+            raise
+        if int(head["ContentLength"]) != size:
+            raise StorageError("S3 object does not have the upload's size", retryable=False)
+
+    async def _remove(self, object_key: str) -> None:
+        """Delete everything stored for one upload: multipart uploads, object, staging, sidecars."""
+        await self._abort_all(object_key)
+        sidecars = f"{object_key}{SIDECAR_SUFFIX}/"
+        keys = [
+            str(item["Key"])
+            async for item in self._list_objects(object_key)
+            if belongs_to(object_key, str(item["Key"])) or str(item["Key"]).startswith(sidecars)
+        ]
+        await self._delete_objects(keys)
+
+    async def _remove_staging(self, object_key: str) -> None:
+        prefix = staging_prefix(object_key)
+        await self._delete_objects([str(item["Key"]) async for item in self._list_objects(prefix)])
