@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     s3_public_endpoint_url: str = ""
     s3_key_prefix: str = "uploads/"
     s3_part_size: int = Field(default=S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE)
+    # Each process keeps up to this many MiB of the staged pieces it put, to build parts without
+    # reading them back (storage.s3_staged_cache); 0 turns it off.
+    s3_staged_cache_mb: int = Field(default=64, ge=0)
 
     # Logs: readable lines ("console") or one JSON object per line ("json").
     log_format: Literal["console", "json"] = "console"

@@ -17,6 +17,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -45,7 +46,7 @@ MIB = 1024 * KIB
 PART = 5 * MIB
 
 
-def settings_for(endpoint: str, bucket: str) -> Settings:
+def settings_for(endpoint: str, bucket: str, **overrides: Any) -> Settings:
     return Settings(  # type: ignore[call-arg]
         _env_file=None,
         storage_backend="s3",
@@ -54,6 +55,7 @@ def settings_for(endpoint: str, bucket: str) -> Settings:
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SecretStr(SECRET_KEY),
         s3_part_size=PART,
+        **overrides,
     )
 
 
@@ -202,6 +204,27 @@ async def test_one_mib_chunks_never_read_their_staged_pieces_back(
     assert store.staged_cache.size == 0
     assert sha256(stored_bytes(store, s3_endpoint, finished)) == sha256(data)
     assert_bucket_holds_only(store, s3_endpoint, finished.key)
+
+
+async def test_with_the_staged_cache_off_pieces_are_read_back_and_complete(
+    s3_endpoint: str,
+) -> None:
+    """S3_STAGED_CACHE_MB=0: nothing is kept in memory; each staged piece is read back once."""
+    store = await S3Store.open(
+        settings_for(s3_endpoint, f"store-{secrets.token_hex(4)}", s3_staged_cache_mb=0)
+    )
+    try:
+        data = payload(6 * MIB, seed=21)
+        upload = await new_upload(store)
+        store.request_counts.clear()
+        for start in range(0, len(data), MIB):
+            upload = await write(store, upload, data[start : start + MIB])
+        finished = StoredUpload(upload.key, upload.offset, await store.finish(upload))
+        assert store.staged_cache.size == 0
+        assert store.request_counts["GetObject"] == 4 + 1  # a part's four pieces, the last one
+        assert sha256(stored_bytes(store, s3_endpoint, finished)) == sha256(data)
+    finally:
+        await store.close()
 
 
 @pytest.mark.parametrize("other_size", [MIB, 2 * MIB], ids=["same-length", "longer"])

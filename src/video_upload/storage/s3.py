@@ -114,7 +114,7 @@ class S3Store(S3Presigning):
         self._stack = stack
         self.prefix = settings.s3_key_prefix
         self.part_size = settings.s3_part_size
-        self.staged_cache = StagedCache()
+        self.staged_cache = StagedCache(settings.s3_staged_cache_mb * 1024 * 1024)
 
     @classmethod
     async def open(cls, settings: Settings) -> S3Store:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from video_upload.storage.s3_parts import Segment
 
-DEFAULT_CAPACITY = 64 * 1024 * 1024
+DEFAULT_CAPACITY = 64 * 1024 * 1024  # S3_STAGED_CACHE_MB sets it for the store
 
 
 @dataclass(frozen=True)
