@@ -4,9 +4,10 @@ space it reserves for the rest of an upload."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -87,6 +88,28 @@ def test_reading_a_file_that_is_gone_says_the_bytes_are_missing(tmp_path: Path) 
                 pass
 
     asyncio.run(scenario())
+
+
+def test_listing_keys_skips_a_file_removed_while_the_folder_is_scanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two cleaners at once: one removes an upload's file while the other lists the folder."""
+    store = LocalStore(tmp_path)
+    an_hour_ago = datetime.now(UTC).timestamp() - 3600
+    for name in ("gone", "kept"):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (an_hour_ago, an_hour_ago))
+    real_scandir = os.scandir
+
+    @contextlib.contextmanager
+    def scandir_then_remove(path: Path) -> Iterator[Iterator[os.DirEntry[str]]]:
+        with real_scandir(path) as entries:
+            listed = list(entries)
+        (tmp_path / "gone").unlink()  # after the listing, before each entry is looked at
+        yield iter(listed)
+
+    monkeypatch.setattr(os, "scandir", scandir_then_remove)
+    assert asyncio.run(store.list_keys(datetime.now(UTC))) == ["kept"]
 
 
 def test_held_reports_the_bytes_a_crash_left_of_the_committed_ones(tmp_path: Path) -> None:

@@ -301,7 +301,11 @@ def _keys_older_than(root: Path, cutoff: float) -> list[str]:
                 key = entry.name.removesuffix(SIDECAR_SUFFIX)
             else:
                 continue
-            newest[key] = max(newest.get(key, 0.0), entry.stat().st_mtime)
+            try:
+                changed = entry.stat().st_mtime
+            except FileNotFoundError:  # removed while scanning (another cleaner, a termination)
+                continue
+            newest[key] = max(newest.get(key, 0.0), changed)
     return sorted(key for key, changed in newest.items() if key and changed < cutoff)
 
 
