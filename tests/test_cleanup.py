@@ -14,8 +14,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.conftest import User, make_settings
-from tests.support.live import LiveServer, start_server
+from tests.support.live import LiveServer, expired_clock, start_server
 from tests.support.rows import orm_session
 from tests.support.tus import (
     TUS_PATH,
@@ -48,17 +47,6 @@ from video_upload.persistence.models import VideoRow
 from video_upload.storage.base import SidecarStore, StoredUpload
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-@contextmanager
-def expired_clock(server: LiveServer) -> Iterator[None]:
-    """Move the service clock an hour past the expiration period; always move it back."""
-    hours = server.settings.upload_expiration_hours + 1
-    server.clock.advance(hours=hours)
-    try:
-        yield
-    finally:
-        server.clock.advance(hours=-hours)
 
 
 def run_cleanup(server: LiveServer, **options: Any) -> CleanupReport:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import User, make_settings, new_user
-from tests.support.live import LiveServer, start_server
+from tests.support.live import LiveServer, expired_clock, start_server
 from tests.support.s3server import leftover_objects, pending_multipart_uploads
 from tests.support.tus import patch_headers
 from tests.support.videos import synthetic_video, text_pretending_to_be_mp4
@@ -147,16 +146,6 @@ def held(server: LiveServer, upload: dict[str, Any]) -> tuple[list[str], list[st
         leftover_objects(endpoint, bucket, upload["key"]),
         pending_multipart_uploads(endpoint, bucket, upload["key"]),
     )
-
-
-@contextmanager
-def expired_clock(server: LiveServer) -> Iterator[None]:
-    hours = server.settings.upload_expiration_hours + 1
-    server.clock.advance(hours=hours)
-    try:
-        yield
-    finally:
-        server.clock.advance(hours=-hours)
 
 
 # -- the whole flow ------------------------------------------------------------------------------

@@ -79,14 +79,10 @@ def cut_short(server: LiveServer, video: Video, size: int) -> None:
         return
     object_key = UploadState.from_dict(upload.state, "").object_key
     assert object_key
-    content = (
-        s3_client(server.settings.s3_endpoint_url)
-        .get_object(Bucket=server.settings.s3_bucket_name, Key=object_key)["Body"]
-        .read()
-    )
-    s3_client(server.settings.s3_endpoint_url).put_object(
-        Bucket=server.settings.s3_bucket_name, Key=object_key, Body=content[:size]
-    )
+    s3 = s3_client(server.settings.s3_endpoint_url)
+    bucket = server.settings.s3_bucket_name
+    content = s3.get_object(Bucket=bucket, Key=object_key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=object_key, Body=content[:size])
 
 
 def test_content_cut_short_in_storage_is_404_content_missing_before_any_header(

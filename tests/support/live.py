@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -120,3 +121,14 @@ def start_server(
         _server=server,
         _thread=thread,
     )
+
+
+@contextmanager
+def expired_clock(server: LiveServer) -> Iterator[None]:
+    """Move the service clock an hour past the expiration period; always move it back."""
+    hours = server.settings.upload_expiration_hours + 1
+    server.clock.advance(hours=hours)
+    try:
+        yield
+    finally:
+        server.clock.advance(hours=-hours)
