@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from video_upload.domain.errors import ERR_MULTIPART_REQUIRED, ErrorKind, ServiceError
 from video_upload.http.rest.deps import CurrentUser, ServicesDep
-from video_upload.http.rest.errors import error_json
+from video_upload.http.rest.errors import error_json, validation_problems
 from video_upload.http.rest.schemas import ERROR_RESPONSES, NO_NUL_PATTERN, VideoOut
 from video_upload.http.tus.bounds import UPLOAD_ID_PATTERN
 from video_upload.http.tus.headers import RequestHeaders
@@ -54,10 +54,7 @@ class UppyErrorRoute(APIRoute):
             except ServiceError as error:
                 return _with_message(error.kind)
             except RequestValidationError as error:
-                problems = [
-                    {"field": ".".join(str(p) for p in item["loc"][1:]), "problem": item["msg"]}
-                    for item in error.errors()
-                ]
+                problems = validation_problems(error)
                 where = ", ".join(problem["field"] for problem in problems if problem["field"])
                 kind = ErrorKind(
                     "validation_error",

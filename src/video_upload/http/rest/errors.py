@@ -28,14 +28,21 @@ async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_json(exc.kind)
 
 
+def validation_problems(error: RequestValidationError) -> list[dict[str, str]]:
+    """Each invalid field of a request (its path below the body or query) and what is wrong."""
+    return [
+        {"field": ".".join(str(part) for part in item["loc"][1:]), "problem": item["msg"]}
+        for item in error.errors()
+    ]
+
+
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = [
-        {"field": ".".join(str(part) for part in error["loc"][1:]), "problem": error["msg"]}
-        for error in exc.errors()
-    ]
     kind = ErrorKind(
-        "validation_error", 422, "the request is invalid", details={"fields": problems}
+        "validation_error",
+        422,
+        "the request is invalid",
+        details={"fields": validation_problems(exc)},
     )
     return error_json(kind)
 
