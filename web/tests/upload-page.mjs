@@ -19,6 +19,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { required, stepper, within } from './harness.mjs';
 
 const BASE_URL = required('BASE_URL');
 const TOKEN = required('TOKEN');
@@ -27,28 +28,7 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const CHUNK = 65536;
 const HELD_PATCH = 3; // PATCHes 1 and 2 go through; the third is held until the test pauses
 
-function required(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
-const started = Date.now();
-
-function step(message) {
-  process.stderr.write(`[upload-page +${((Date.now() - started) / 1000).toFixed(1)}s] ${message}\n`);
-}
-
-// `promise`, or a failure after `ms` (the timer is cleared, so it never keeps node running).
-async function within(promise, ms, message) {
-  let timer;
-  const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(message)), ms); });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const step = stepper('upload-page');
 
 async function sessionVideos(sessionId) {
   const response = await fetch(`${BASE_URL}/api/v1/sessions/${sessionId}/videos`, {

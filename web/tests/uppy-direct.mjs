@@ -17,6 +17,7 @@
 // pauses Uppy there, then resumes it: Uppy asks the service which parts S3 holds (ListParts)
 // and sends only the second. Prints one JSON line of findings; exits non-zero on failure.
 import { chromium } from 'playwright-core';
+import { required, stepper, within } from './harness.mjs';
 
 const BASE_URL = required('BASE_URL');
 const TOKEN = required('TOKEN');
@@ -27,27 +28,7 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const PAGE = `${BASE_URL}/__uppy-direct/`;
 const DIRECT = '/api/v1/videos/direct/s3/multipart';
 
-function required(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-}
-
-const started = Date.now();
-
-function step(message) {
-  process.stderr.write(`[uppy-direct +${((Date.now() - started) / 1000).toFixed(1)}s] ${message}\n`);
-}
-
-async function within(promise, ms, message) {
-  let timer;
-  const timeout = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(message)), ms); });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const step = stepper('uppy-direct');
 
 async function until(check, ms, message) {
   const deadline = Date.now() + ms;
