@@ -52,16 +52,20 @@ async def backends_running(marker: str) -> list[int]:
     return [int(row["pid"]) for row in rows]
 
 
+async def until_running(marker: str) -> list[int]:
+    """The backends running the statement marked `marker`, once there is one (10 s at most)."""
+    for _ in range(200):
+        if pids := await backends_running(marker):
+            return pids
+        await asyncio.sleep(0.05)
+    pytest.fail(f"the statement {marker!r} never showed up in pg_stat_activity")
+
+
 async def test_a_connection_lost_under_a_statement_is_retryable_and_the_next_one_runs(
     driver: PostgresDriver,
 ) -> None:
     running = asyncio.ensure_future(driver.run(driver.prepare(sleeping("lost", 30)), ()))
-    for _ in range(200):
-        await asyncio.sleep(0.05)
-        if pids := await backends_running("lost"):
-            break
-    else:
-        pytest.fail("the statement never showed up in pg_stat_activity")
+    pids = await until_running("lost")
     await postgres.run_as_admin(f"SELECT pg_terminate_backend({pids[0]})")
     with pytest.raises(Exception) as raised:
         await running
@@ -85,8 +89,8 @@ async def test_waiting_in_vain_for_a_free_connection_is_the_retryable_503(
     driver = PostgresDriver.for_url(make_url(postgres_url), 1)
     driver.acquire_timeout = 0.2
     try:
-        busy = asyncio.ensure_future(driver.run(driver.prepare(sleeping("busy", 1)), ()))
-        await asyncio.sleep(0.1)
+        busy = asyncio.ensure_future(driver.run(driver.prepare(sleeping("busy", 2)), ()))
+        await until_running("busy")  # the pool's one connection is taken
         with pytest.raises(ServiceError) as raised:
             await ChunkStatements(driver).read("some-upload")
         assert raised.value.kind == ERR_DATABASE_UNAVAILABLE
@@ -116,10 +120,12 @@ async def test_a_missing_table_is_not_the_retryable_503(unmigrated_url: str) -> 
 
 async def test_the_pool_never_opens_more_than_its_share(driver: PostgresDriver) -> None:
     statement = driver.prepare(sleeping("share", 0.3))
-    running = [asyncio.ensure_future(driver.run(statement, ())) for _ in range(6)]
-    await asyncio.sleep(0.15)
-    assert len(await backends_running("share")) == 2  # the other four wait for one of them
-    await asyncio.gather(*running)
+    running = asyncio.gather(*(driver.run(statement, ()) for _ in range(6)))
+    seen: list[int] = []
+    while not running.done():  # watched for the whole run: about 0.9 s, three rounds of two
+        seen.append(len(await backends_running("share")))
+    await running
+    assert max(seen) == 2  # the other four waited for one of them
 
 
 def test_the_url_means_to_asyncpg_what_it_means_to_sqlalchemy() -> None:
