@@ -1,6 +1,7 @@
 """Opening the S3 store (`S3Store.open`): the client's configuration, before any request.
 
-(An endpoint nobody answers is `tests/storage/test_s3_store.py`'s: its retries take seconds.)
+(An endpoint nobody answers is `tests/storage/test_s3_store_bucket.py`'s: its retries take
+seconds.)
 """
 
 from __future__ import annotations
