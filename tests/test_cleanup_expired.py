@@ -1,32 +1,28 @@
-"""Expired-upload cleanup and orphan collection, on every database x store combination.
+"""Expired-upload cleanup: an upload past its expiry has its storage freed and its row kept as
+`expired` (later requests get 410), while completed, unexpired and busy uploads are left
+alone; concurrent cleaners clean each upload once, and thousands of rows go in batches.
 
 Uploads are made to expire by moving the service clock past `UPLOAD_EXPIRATION_HOURS` (always
 moved back afterwards); cleanups run on the server's own event loop, with its engine, store
 and upload locks, the way the in-process periodic task runs them.
+
+Every test runs against a live server on each database x store back end, but those marked
+`any_backend`, which run on one (see conftest).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-import shutil
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from datetime import timedelta
 
 import httpx
-import pytest
-from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from tests.conftest import User, make_settings
-from tests.support.live import LiveServer, expired_clock, start_server
+from tests.conftest import User
+from tests.support.cleanup import run_cleanup, storage_of, upload_id_of, write
+from tests.support.live import LiveServer, expired_clock
 from tests.support.rows import orm_session
 from tests.support.tus import (
     TUS_PATH,
@@ -40,45 +36,16 @@ from video_upload.domain.records import Video
 from video_upload.http.services import Services
 from video_upload.lifecycle.cleanup import CleanupReport, VideoService
 from video_upload.lifecycle.locks import UploadLocks
-from video_upload.lifecycle.periodic import PeriodicCleanup
 from video_upload.lifecycle.service import UploadService
-from video_upload.persistence.engine import migrate
 from video_upload.persistence.models import VideoRow
-from video_upload.storage.base import SidecarStore, StoredUpload
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def run_cleanup(server: LiveServer, **options: Any) -> CleanupReport:
-    return server.run(VideoService(server.services, **options).cleanup())
 
 
 def drain(server: LiveServer) -> None:
     """Clean whatever earlier tests left to expire, so that counts below are exact."""
     with expired_clock(server):
         run_cleanup(server)
-
-
-def upload_id_of(url: str) -> str:
-    return url.rsplit("/", 1)[1]
-
-
-def storage_of(server: LiveServer, key: str) -> list[str]:
-    """What the store still holds for `key`: files, S3 objects or pending multipart uploads."""
-    settings = server.settings
-    if settings.storage_backend == "s3":
-        try:
-            from tests.support.s3server import leftover_objects, pending_multipart_uploads
-        except ImportError:  # pragma: no cover - S3 support not installed
-            pytest.skip("S3 test helpers are not available")
-        endpoint, bucket = settings.s3_endpoint_url, settings.s3_bucket_name
-        prefix = settings.s3_key_prefix + key
-        return leftover_objects(endpoint, bucket, prefix) + pending_multipart_uploads(
-            endpoint, bucket, prefix
-        )
-    path = settings.local_storage_path / key
-    sidecars = settings.local_storage_path / f"{key}.sidecar"
-    return [str(found) for found in (path, sidecars) if found.exists()]
 
 
 def row(server: LiveServer, upload_id: str) -> Video | None:
@@ -89,34 +56,12 @@ def row(server: LiveServer, upload_id: str) -> Video | None:
     return server.run(read())
 
 
-def write(client: httpx.Client, user: User, url: str, offset: int, data: bytes) -> None:
-    response = client.patch(url, headers=patch_headers(user.headers, offset), content=data)
-    assert response.status_code == 204, response.text
-
-
 def another_node(server: LiveServer) -> UploadService:
     """The same database and store, but locks of its own: what a second process would have."""
     services = server.services
     return UploadService(
         server.settings, services.database, services.store, locks=UploadLocks(), clock=server.clock
     )
-
-
-async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
-def make_orphan(server: LiveServer, data: bytes) -> str:
-    """Storage with no row at all, as a crash between creating it and committing the row leaves."""
-    key = secrets.token_hex(16)
-    store = server.store
-
-    async def create() -> None:
-        state = await store.create(key)
-        await store.write(StoredUpload(key, 0, state), one_chunk(data))
-
-    server.run(create())
-    return key
 
 
 # -- expired uploads -----------------------------------------------------------------------------
@@ -421,230 +366,3 @@ def test_thousands_of_expired_rows_are_cleaned_in_batches(server: LiveServer) ->
     assert report.expired == count
     assert report.skipped == 0
     assert server.run(still_pending()) == 0
-
-
-# -- orphans ---------------------------------------------------------------------------------
-
-
-def test_orphaned_storage_is_removed_once_older_than_the_expiration_period(
-    client: httpx.Client, user: User, session_id: str, server: LiveServer
-) -> None:
-    data = pattern(2000, seed=3)
-    kept = create_upload(client, user.headers, session_id, len(data))
-    write(client, user, kept, 0, data)
-    orphan = make_orphan(server, b"o" * 100)
-    assert storage_of(server, orphan) != []
-
-    recent = run_cleanup(server)  # could be an upload whose row is being created right now
-    assert orphan not in recent.orphan_keys
-    assert storage_of(server, orphan) != []
-
-    with expired_clock(server):
-        report = run_cleanup(server)
-    assert orphan in report.orphan_keys
-    assert report.orphans == len(report.orphan_keys) >= 1
-    assert orphan not in report.expired_ids  # counted apart from expired uploads
-    assert storage_of(server, orphan) == []
-    assert upload_id_of(kept) not in report.orphan_keys
-    assert complete_and_read(client, user.bearer, kept) == data
-
-
-def test_a_thumbnail_left_behind_by_a_gone_upload_is_removed_as_an_orphan(
-    client: httpx.Client, user: User, session_id: str, server: LiveServer
-) -> None:
-    """A thumbnail written as its upload was being removed outlives it; nothing else frees it."""
-    store = server.store
-    assert isinstance(store, SidecarStore)
-    kept = create_upload(client, user.headers, session_id, 10)
-    write(client, user, kept, 0, b"k" * 10)
-    stray = secrets.token_hex(16)
-    server.run(store.put_sidecar(stray, "thumbnail.jpg", b"\xff\xd8 stray"))
-    server.run(store.put_sidecar(upload_id_of(kept), "thumbnail.jpg", b"\xff\xd8 kept"))
-    assert storage_of(server, stray) != []
-
-    with expired_clock(server):
-        report = run_cleanup(server)
-    assert stray in report.orphan_keys
-    assert storage_of(server, stray) == []
-    assert upload_id_of(kept) not in report.orphan_keys  # its row is live: thumbnail kept
-    assert server.run(store.read_sidecar(upload_id_of(kept), "thumbnail.jpg")) == b"\xff\xd8 kept"
-
-
-def test_storage_left_by_an_interrupted_cleanup_is_removed_by_a_later_round(
-    client: httpx.Client, user: User, session_id: str, server: LiveServer
-) -> None:
-    url = create_upload(client, user.headers, session_id, 50)
-    write(client, user, url, 0, b"i" * 25)
-    upload_id = upload_id_of(url)
-    uploads = server.services.uploads
-
-    async def claim_only() -> bool:  # a cleaner that died between its claim and `terminate`
-        async with uploads.database() as db:
-            video = await db.videos.by_upload_id(upload_id)
-            assert video is not None
-            claimed = await db.videos.claim_expired(
-                upload_id, status=video.status, offset=video.upload_offset, now=uploads.clock()
-            )
-            await db.commit()
-        return claimed
-
-    with expired_clock(server):
-        assert server.run(claim_only())
-        assert storage_of(server, upload_id) != []
-        report = run_cleanup(server)
-    assert upload_id in report.orphan_keys
-    assert upload_id not in report.expired_ids
-    assert storage_of(server, upload_id) == []
-    assert client.head(url, headers=user.headers).status_code == 410
-
-
-# -- the periodic task and the command -------------------------------------------------------------
-
-
-@pytest.mark.any_backend
-def test_periodic_cleanup_is_off_by_default(server: LiveServer) -> None:
-    assert server.settings.cleanup_interval_minutes == 0
-    assert server.app.state.cleanup is None
-
-
-async def test_periodic_cleanup_survives_a_failing_round_and_stops_cleanly() -> None:
-    calls = 0
-
-    async def flaky() -> CleanupReport:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise RuntimeError("database went away")
-        return CleanupReport(expired=calls)
-
-    periodic = PeriodicCleanup(flaky, interval_seconds=0)
-    periodic.start()
-    try:
-        await periodic.wait_rounds(3)
-        assert periodic.running
-    finally:
-        await periodic.stop()
-    assert not periodic.running
-    assert periodic.failures == 1
-    assert periodic.last_report is not None and periodic.last_report.expired >= 3
-
-
-def test_app_runs_the_cleanup_periodically_when_an_interval_is_set(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    settings = make_settings(request, tmp_path, "sqlite-local", cleanup_interval_minutes=0.0005)
-    migrate(settings.resolved_database_url)
-    live = start_server("periodic", settings)
-    try:
-        periodic = live.app.state.cleanup
-        assert isinstance(periodic, PeriodicCleanup) and periodic.running
-        user = User("periodic-user", live.token("periodic-user"))
-        with httpx.Client(base_url=live.base_url, timeout=60) as client:
-            made = client.post("/api/v1/sessions", json={"name": "x"}, headers=user.bearer)
-            url = create_upload(client, user.headers, made.json()["id"], 20)
-            write(client, user, url, 0, b"p" * 5)
-            with expired_clock(live):
-                live.run(periodic.wait_rounds(2))  # at least one whole round after the move
-            assert client.head(url, headers=user.headers).status_code == 410
-        assert storage_of(live, upload_id_of(url)) == []
-    finally:
-        live.stop()
-    assert not periodic.running  # cancelled with the app
-
-
-def cli_command() -> list[str]:
-    """`video-upload` as installed in this environment (what `uv run video-upload` runs)."""
-    script = shutil.which("video-upload", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "video_upload"]
-
-
-def run_cleanup_command(tmp_path: Path, database_url: str) -> subprocess.CompletedProcess[str]:
-    settings_prefixes = ("JWT_", "DATA", "STORAGE", "LOCAL_", "S3_", "AWS_", "UPLOAD_", "CLEANUP_")
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith(settings_prefixes)
-    }
-    environment.update(
-        DATABASE_URL=database_url,
-        DATA_DIR=str(tmp_path / "data"),
-        LOCAL_STORAGE_PATH=str(tmp_path / "uploads"),
-        STORAGE_BACKEND="local",
-    )
-    return subprocess.run(
-        [*cli_command(), "cleanup"],
-        cwd=tmp_path,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def test_cleanup_command_cleans_once_and_prints_the_counts(tmp_path: Path) -> None:
-    database = tmp_path / "data" / "video-upload.db"
-    database.parent.mkdir(parents=True)
-    migrate(f"sqlite+aiosqlite:///{database}")
-    uploads = tmp_path / "uploads"
-    uploads.mkdir()
-    now = datetime.now(UTC)
-    two_days_ago = (now - timedelta(days=2)).timestamp()
-
-    def video(upload_id: str, *, expires: datetime | None, completed: bool = False) -> VideoRow:
-        (uploads / upload_id).write_bytes(b"bytes of " + upload_id.encode())
-        os.utime(uploads / upload_id, (two_days_ago, two_days_ago))
-        return VideoRow(
-            id=uuid.uuid4(),
-            user_id="cli-user",
-            upload_id=upload_id,
-            storage_key=upload_id,
-            upload_offset=100 if completed else 3,
-            upload_length=100,
-            upload_completed=completed,
-            upload_metadata={},
-            upload_expires_at=expires,
-            status="uploaded" if completed else "uploading",
-            created_at=now - timedelta(days=2),
-            updated_at=now - timedelta(days=2),
-        )
-
-    rows = [
-        video("expired-one", expires=now - timedelta(hours=1)),
-        video("expired-two", expires=now - timedelta(days=1)),
-        video("still-active", expires=now + timedelta(hours=3)),
-        video("finished", expires=None, completed=True),
-    ]
-    engine = create_sync_engine(f"sqlite:///{database}")
-    with Session(engine) as db:
-        db.add_all(rows)
-        db.commit()
-    (uploads / "orphan").write_bytes(b"nobody knows me")
-    os.utime(uploads / "orphan", (two_days_ago, two_days_ago))
-    (uploads / "fresh-orphan").write_bytes(b"maybe a row is on its way")
-
-    result = run_cleanup_command(tmp_path, f"sqlite+aiosqlite:///{database}")
-
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "cleaned 2 expired uploads, removed 1 orphan"
-    remaining = sorted(path.name for path in uploads.iterdir())
-    assert remaining == ["finished", "fresh-orphan", "still-active"]
-    with Session(engine) as db:
-        statuses = {
-            upload_id: status
-            for upload_id, status in db.execute(select(VideoRow.upload_id, VideoRow.status)).all()
-        }
-    engine.dispose()
-    assert statuses == {
-        "expired-one": "expired",
-        "expired-two": "expired",
-        "still-active": "uploading",
-        "finished": "uploaded",
-    }
-    again = run_cleanup_command(tmp_path, f"sqlite+aiosqlite:///{database}")
-    assert again.stdout.strip() == "cleaned 0 expired uploads, removed 0 orphans"
-
-
-def test_cleanup_command_reports_an_unusable_database_and_fails(tmp_path: Path) -> None:
-    result = run_cleanup_command(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'unmigrated.db'}")
-    assert result.returncode == 1
-    assert "cleanup failed" in result.stderr
-    assert result.stdout == ""
