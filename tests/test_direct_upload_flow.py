@@ -17,12 +17,11 @@ import os
 import httpx
 import pytest
 
-from tests.support.direct import MIB, PART, Direct, held, pieces
+from tests.support.direct import MIB, PART, Direct, held, pieces, start_direct_server
 
 # fixtures, imported by name for pytest to find them
 from tests.support.direct import direct as direct
 from tests.support.direct import direct_server as direct_server
-from tests.support.direct import start_direct_server as _start  # as the tests call it
 from tests.support.live import LiveServer
 
 # -- the whole flow ------------------------------------------------------------------------------
@@ -169,7 +168,7 @@ def test_a_part_sent_twice_completes_with_the_version_the_client_names(direct: D
 
 
 def test_direct_uploads_need_s3(request: pytest.FixtureRequest) -> None:
-    server = _start(request, "sqlite-local")
+    server = start_direct_server(request, "sqlite-local")
     try:
         client = Direct(server)
         try:
@@ -198,7 +197,7 @@ def test_part_and_playback_urls_are_signed_for_the_public_s3_endpoint_and_work_t
     accepts their signatures there."""
     public = s3_endpoint.replace("127.0.0.1", "localhost")
     assert public != s3_endpoint
-    server = _start(request, "sqlite-s3", s3_public_endpoint_url=public)
+    server = start_direct_server(request, "sqlite-s3", s3_public_endpoint_url=public)
     direct = Direct(server)
     try:
         data = os.urandom(1000)
