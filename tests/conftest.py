@@ -104,7 +104,7 @@ def make_settings(
         "local_storage_path": base / "uploads",
         "jwt_secret": "test-secret-" + secrets.token_hex(16),
         "storage_backend": store,
-        "video_probe": False,  # the transport suites upload random bytes; see test_video_probe
+        "video_probe": False,  # the transport suites upload random bytes; see test_video_probe_*
     }
     if database == "postgres":
         url = request.getfixturevalue("postgres_url")
