@@ -22,8 +22,10 @@ from tests.support.guarded_server import (
     LIMITS,
     NETWORK_TIMEOUT,
     GuardedServer,
-    fixture_guarded,  # noqa: F401 (the `guarded` fixture)
 )
+
+# fixtures, imported by name for pytest to find them
+from tests.support.guarded_server import guarded as guarded
 from tests.support.raw_http import SLACK, read_response, read_until_closed, request_head
 from tests.support.tus import auth, metadata, patch_headers, pattern
 

@@ -17,8 +17,10 @@ import httpx
 from tests.support.guarded_server import (
     LIMITS,
     GuardedServer,
-    fixture_guarded,  # noqa: F401 (the `guarded` fixture)
 )
+
+# fixtures, imported by name for pytest to find them
+from tests.support.guarded_server import guarded as guarded
 from tests.support.raw_http import SLACK, read_response, read_until_closed, request_head
 from video_upload.http.limits import MAX_HEADER_COUNT
 

@@ -18,12 +18,14 @@ from tests.support.probing import (
     API,
     Sample,
     complete,
-    fixture_http,  # noqa: F401 (the `http` fixture)
-    fixture_owner,  # noqa: F401 (the `owner` fixture)
-    fixture_probing,  # noqa: F401 (the `probing` fixture)
-    fixture_samples,  # noqa: F401 (the `samples` fixture)
     upload,
 )
+
+# fixtures, imported by name for pytest to find them
+from tests.support.probing import http as http
+from tests.support.probing import owner as owner
+from tests.support.probing import probing as probing
+from tests.support.probing import samples as samples
 
 # -- the thumbnail endpoint -----------------------------------------------------------------
 

@@ -19,13 +19,15 @@ import pytest
 from tests.support.s3_store import (
     MIB,
     assert_bucket_holds_only,
-    fixture_store,  # noqa: F401 (the `store` fixture)
     new_upload,
     payload,
     settings_for,
     upload_in_chunks,
     write,
 )
+
+# fixtures, imported by name for pytest to find them
+from tests.support.s3_store import store as store
 from tests.support.s3server import create_bucket
 from video_upload.storage.base import OrphanListingStore, StorageError
 from video_upload.storage.s3 import S3Store

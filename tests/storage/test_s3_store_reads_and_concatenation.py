@@ -20,13 +20,15 @@ from tests.support.s3_store import (
     MIB,
     PART,
     assert_bucket_holds_only,
-    fixture_store,  # noqa: F401 (the `store` fixture)
     new_upload,
     payload,
     sha256,
     stored_bytes,
     upload_in_chunks,
 )
+
+# fixtures, imported by name for pytest to find them
+from tests.support.s3_store import store as store
 from video_upload.storage.base import ByteRange, ConcatenatingStore, StorageError, StoredUpload
 from video_upload.storage.s3 import READ_CHUNK, S3Store
 

@@ -23,7 +23,6 @@ from tests.support.s3_store import (
     PART,
     assert_bucket_holds_only,
     body,
-    fixture_store,  # noqa: F401 (the `store` fixture)
     new_upload,
     payload,
     settings_for,
@@ -32,6 +31,9 @@ from tests.support.s3_store import (
     upload_in_chunks,
     write,
 )
+
+# fixtures, imported by name for pytest to find them
+from tests.support.s3_store import store as store
 from tests.support.s3server import leftover_objects, object_etag, pending_multipart_uploads
 from video_upload.storage.base import StorageError, StoredUpload
 from video_upload.storage.s3 import S3Store

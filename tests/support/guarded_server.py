@@ -75,10 +75,10 @@ def serve_guarded(settings: Settings, limits: ServerLimits) -> GuardedServer:
     return guarded
 
 
-# A test module imports `fixture_guarded`; its tests ask for `guarded`, the name pytest registers
-# it under, so that no parameter shadows an import. One server for each module that imports it.
-@pytest.fixture(scope="module", name="guarded")
-def fixture_guarded(
+# A test module imports it by name (`from ... import guarded as guarded`) for pytest to find it.
+# One server for each module that imports it.
+@pytest.fixture(scope="module")
+def guarded(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GuardedServer]:
     base = tmp_path_factory.mktemp("hostile")

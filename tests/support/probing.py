@@ -17,13 +17,12 @@ from video_upload.persistence.engine import migrate
 API = "/api/v1"
 LIMIT_SECONDS = 3.0
 
-# A test module imports the fixtures by their function names (`fixture_probing`, ...); its tests
-# ask for them by the names pytest registers them under (`probing`, ...), which then shadow no
-# import. The module-scoped ones are made again for each module that imports them.
+# A test module imports the fixtures by name (`from ... import probing as probing`, ...) for
+# pytest to find them. The module-scoped ones are made again for each module that imports them.
 
 
-@pytest.fixture(scope="module", params=BACKENDS, name="probing")
-def fixture_probing(
+@pytest.fixture(scope="module", params=BACKENDS)
+def probing(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     backend: str = request.param
@@ -40,14 +39,14 @@ def fixture_probing(
     live.stop()
 
 
-@pytest.fixture(name="http")
-def fixture_http(probing: LiveServer) -> Iterator[httpx.Client]:
+@pytest.fixture
+def http(probing: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=probing.base_url, timeout=60) as client:
         yield client
 
 
-@pytest.fixture(name="owner")
-def fixture_owner(probing: LiveServer, http: httpx.Client) -> tuple[User, str]:
+@pytest.fixture
+def owner(probing: LiveServer, http: httpx.Client) -> tuple[User, str]:
     user = new_user(probing)
     session = http.post(f"{API}/sessions", json={"name": "scales"}, headers=user.bearer)
     assert session.status_code == 201, session.text
@@ -95,8 +94,8 @@ class Sample:
     declared: float
 
 
-@pytest.fixture(scope="module", name="samples")
-def fixture_samples() -> dict[str, Sample]:
+@pytest.fixture(scope="module")
+def samples() -> dict[str, Sample]:
     faststart = synthetic_video(seconds=2.5, faststart=True)
     indexed_last = synthetic_video(seconds=2.5)
     return {

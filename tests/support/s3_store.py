@@ -40,10 +40,9 @@ def settings_for(endpoint: str, bucket: str, **overrides: Any) -> Settings:
     )
 
 
-# A test module imports `fixture_store`; its tests ask for `store`, the name pytest registers it
-# under, so that no parameter shadows an import.
-@pytest.fixture(name="store")
-async def fixture_store(s3_endpoint: str) -> AsyncIterator[S3Store]:
+# A test module imports it by name (`from ... import store as store`) for pytest to find it.
+@pytest.fixture
+async def store(s3_endpoint: str) -> AsyncIterator[S3Store]:
     opened = await S3Store.open(settings_for(s3_endpoint, f"store-{secrets.token_hex(4)}"))
     opened.request_counts.clear()
     yield opened
