@@ -28,7 +28,6 @@ from tests.support import postgres
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import auth
 from video_upload.config import Settings
-from video_upload.persistence.engine import migrate
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -133,7 +132,6 @@ def server(
 ) -> Iterator[LiveServer]:
     backend: str = request.param
     settings = make_settings(request, tmp_path_factory.mktemp(backend), backend)
-    migrate(settings.resolved_database_url)
     live = start_server(backend, settings)
     yield live
     live.stop()

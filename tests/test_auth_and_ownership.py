@@ -13,7 +13,6 @@ import pytest
 from tests.conftest import User, make_settings, new_user
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import TUS, create_upload, patch_headers
-from video_upload.persistence.engine import migrate
 
 TUS_PATH = "/api/v1/videos/tus"
 
@@ -135,7 +134,6 @@ def test_patch_and_head_answers_carry_cors_headers_for_an_allowed_origin(
         "sqlite-local",
         cors_allow_origins="https://app.example",
     )
-    migrate(settings.resolved_database_url)
     browser_server = start_server("cors", settings)
     try:
         user = new_user(browser_server)

@@ -67,7 +67,6 @@ def test_app_runs_the_cleanup_periodically_when_an_interval_is_set(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     settings = make_settings(request, tmp_path, "sqlite-local", cleanup_interval_minutes=0.0005)
-    migrate(settings.resolved_database_url)
     live = start_server("periodic", settings)
     try:
         periodic = live.app.state.cleanup

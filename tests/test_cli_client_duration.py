@@ -30,7 +30,6 @@ from video_upload.client.api import Api
 from video_upload.client.media import DurationUnknown, guess_type, read_duration
 from video_upload.client.state import UploadRecords
 from video_upload.client.uploader import LocalFile, Uploader
-from video_upload.persistence.engine import migrate
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +40,6 @@ def probing(
     settings = make_settings(
         request, tmp_path_factory.mktemp("cli-probe"), "sqlite-local", video_probe=True
     )
-    migrate(settings.resolved_database_url)
     live = start_server("cli-probe", settings)
     yield live
     live.stop()

@@ -20,7 +20,6 @@ import pytest
 from tests.conftest import User, make_settings, new_user
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import complete_and_read, create_upload, patch_headers, pattern
-from video_upload.persistence.engine import migrate
 
 MIB = 1024 * 1024
 
@@ -31,7 +30,6 @@ def local_server(
 ) -> Iterator[LiveServer]:
     settings = make_settings(request, tmp_path_factory.mktemp("crash"), request.param)
     assert settings.local_storage_fsync == "finish"  # the default this module is about
-    migrate(settings.resolved_database_url)
     live = start_server(request.param, settings)
     yield live
     live.stop()

@@ -30,7 +30,6 @@ from tests.conftest import IN_CI, make_settings, new_user
 from tests.support.live import LiveServer, start_server
 from tests.support.s3server import pending_multipart_uploads, s3_client
 from tests.support.videos import synthetic_video
-from video_upload.persistence.engine import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB_DIR = ROOT / "web"
@@ -108,7 +107,6 @@ def uppy_server(
         pytest.skip(missing)
     base = tmp_path_factory.mktemp("direct-uppy")
     settings = make_settings(request, base, "sqlite-s3", video_probe=True)
-    migrate(settings.resolved_database_url)
     live = start_server("direct-uppy", settings, routers=[page_router(uppy_bundle())])
     yield live
     live.stop()

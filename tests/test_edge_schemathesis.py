@@ -21,7 +21,6 @@ from schemathesis.core.result import Ok
 
 from tests.conftest import make_settings
 from tests.support.live import LiveServer, start_server
-from video_upload.persistence.engine import migrate
 
 EXAMPLES_PER_OPERATION = 20
 
@@ -34,7 +33,6 @@ def fuzzed_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     settings = make_settings(request, tmp_path_factory.mktemp("schemathesis"), "sqlite-local")
-    migrate(settings.resolved_database_url)
     live = start_server("schemathesis", settings)
     yield live
     live.stop()

@@ -17,7 +17,6 @@ from tests.conftest import User, make_settings
 from tests.support.live import LiveServer, start_server
 from tests.support.nodes import Node, free_port
 from tests.support.tus import TUS_PATH, auth, create_upload, patch_headers
-from video_upload.persistence.engine import migrate
 
 NODE_SECRET = "observability-node-secret-0123456789"
 
@@ -63,7 +62,6 @@ def test_metrics_ask_for_the_metrics_token_when_one_is_set(
 ) -> None:
     token = secrets.token_hex(16)
     settings = make_settings(request, tmp_path, "sqlite-local", metrics_token=token)
-    migrate(settings.resolved_database_url)
     server = start_server("metrics-token", settings)
     try:
         assert httpx.get(f"{server.base_url}/metrics").status_code == 401

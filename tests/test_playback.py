@@ -27,7 +27,6 @@ from tests.support.tus import OCTETS, metadata, pattern
 from video_upload.config import Settings
 from video_upload.http.auth import Keys
 from video_upload.http.signed_urls import KEY_FILE_NAME, PlaybackSigner, playback_key
-from video_upload.persistence.engine import migrate
 
 API = "/api/v1"
 TUS_PATH = f"{API}/videos/tus"
@@ -39,7 +38,6 @@ def _serve(
     request: pytest.FixtureRequest, base: Path, backend: str, **overrides: Any
 ) -> LiveServer:
     settings = make_settings(request, base, backend, playback_url_seconds=EXPIRY, **overrides)
-    migrate(settings.resolved_database_url)
     return start_server(f"playback-{backend}", settings)
 
 

@@ -14,7 +14,6 @@ from tests.support.live import LiveServer, start_server
 from tests.support.s3server import leftover_objects, object_bytes, pending_multipart_uploads
 from tests.support.tus import create_upload, patch_headers, pattern
 from video_upload.config import Settings
-from video_upload.persistence.engine import migrate
 from video_upload.storage.base import StorageError, StoredUpload, UploadStore, WriteResult
 from video_upload.storage.factory import open_store
 from video_upload.storage.s3 import S3Store
@@ -56,7 +55,6 @@ def s3_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     settings = make_settings(request, tmp_path_factory.mktemp("s3"), request.param)
-    migrate(settings.resolved_database_url)
 
     async def opener(configured: Settings) -> UploadStore:
         return CrashAfterWrite(await open_store(configured))

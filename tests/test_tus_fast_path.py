@@ -21,7 +21,6 @@ from tests.conftest import make_settings
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import TUS_PATH, auth, metadata, patch_headers
 from video_upload.config import Settings
-from video_upload.persistence.engine import migrate
 from video_upload.storage.base import ByteStream, StoredUpload, UploadStore, WriteResult
 from video_upload.storage.factory import open_store
 
@@ -73,9 +72,7 @@ class StoreThatBreaks:
 
 
 def embedded_settings(request: pytest.FixtureRequest, base: Path) -> Settings:
-    settings = make_settings(request, base, "sqlite-local", cors_allow_origins=ORIGIN["Origin"])
-    migrate(settings.resolved_database_url)
-    return settings
+    return make_settings(request, base, "sqlite-local", cors_allow_origins=ORIGIN["Origin"])
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import pytest
 from tests.conftest import User, make_settings
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import auth, create_upload, patch_headers
-from video_upload.persistence.engine import migrate
 
 
 def test_head_reports_offset_length_expiry_and_no_store(
@@ -86,7 +85,6 @@ def test_with_a_short_expiration_window_each_patch_still_moves_the_expiry(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     settings = make_settings(request, tmp_path, "sqlite-local", upload_expiration_hours=0.01)
-    migrate(settings.resolved_database_url)
     live = start_server("short-expiry", settings)  # 36 seconds: steps of 0.36 s
     try:
         with httpx.Client(base_url=live.base_url) as client:

@@ -21,7 +21,6 @@ from tests.support.tus import (
     pattern,
 )
 from video_upload.config import Settings
-from video_upload.persistence.engine import migrate
 from video_upload.storage.base import UploadStore
 from video_upload.storage.local import LocalStore
 
@@ -194,7 +193,6 @@ def test_patch_the_disk_cannot_hold_returns_507_and_keeps_what_was_committed(
     disk, as a disk with only a few MiB left would be.)"""
     base = tmp_path_factory.mktemp("full-disk")
     settings = make_settings(request, base, "sqlite-local", max_video_size_mb=10**9)
-    migrate(settings.resolved_database_url)
 
     async def store_with_a_huge_window(settings: Settings) -> UploadStore:
         return LocalStore(settings.local_storage_path, reserve_window=2**62)

@@ -14,7 +14,6 @@ import pytest
 from tests.conftest import make_settings
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import TUS_PATH, auth, metadata, patch_headers
-from video_upload.persistence.engine import migrate
 
 MIB = 1024 * 1024
 
@@ -29,7 +28,6 @@ def limited_servers(
 ) -> list[LiveServer]:
     """`nodes` servers on one database and one storage folder, with `limits` set."""
     settings = make_settings(request, tmp_path, backend, **limits)
-    migrate(settings.resolved_database_url)
     return [start_server(f"limits-{index}", settings) for index in range(nodes)]
 
 

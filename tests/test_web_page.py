@@ -29,7 +29,6 @@ from fastapi import FastAPI
 from tests.conftest import IN_CI, make_settings
 from tests.support.live import LiveServer, start_server
 from video_upload.http.page import routes as webui
-from video_upload.persistence.engine import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB_DIR = ROOT / "web"
@@ -106,7 +105,6 @@ def page_server(
         pytest.skip(missing)
     backend: str = request.param
     settings = make_settings(request, tmp_path_factory.mktemp("web-page"), backend)
-    migrate(settings.resolved_database_url)
     live = start_server(f"web-page-{backend}", settings, routers=[webui.router])
     yield live
     live.stop()

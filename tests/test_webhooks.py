@@ -20,7 +20,6 @@ from tests.support.live import LiveServer, start_server
 from tests.support.nodes import Node
 from tests.support.tus import TUS_PATH, auth, eventually_equal, metadata, patch_headers
 from tests.support.webhook_receiver import Received, WebhookReceiver
-from video_upload.persistence.engine import migrate
 
 SECRET = "whsec_" + base64.b64encode(b"webhook-test-secret-of-32-bytes!").decode()
 DATABASES = ["sqlite-local", "postgres-local"]
@@ -43,7 +42,6 @@ def hooked_server(
     settings = make_settings(
         request, tmp_path, backend, webhook_url=receiver.url, webhook_secret=SECRET, **overrides
     )
-    migrate(settings.resolved_database_url)
     return start_server(f"hooks-{backend}", settings)
 
 

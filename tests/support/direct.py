@@ -12,7 +12,6 @@ import pytest
 from tests.conftest import User, make_settings, new_user
 from tests.support.live import LiveServer, start_server
 from tests.support.s3server import leftover_objects, pending_multipart_uploads
-from video_upload.persistence.engine import migrate
 
 MIB = 1024 * 1024
 BASE = "/api/v1/videos/direct/s3"
@@ -25,11 +24,10 @@ def start_direct_server(
     """A live server of its own on `backend` (one with S3 for direct uploads)."""
     base = request.getfixturevalue("tmp_path_factory").mktemp(f"direct-{backend}")
     settings = make_settings(request, base, backend, **overrides)
-    migrate(settings.resolved_database_url)
     return start_server(f"direct-{backend}", settings)
 
 
-@pytest.fixture(scope="module", params=["sqlite-s3", "postgres-s3"])
+@pytest.fixture(scope="session", params=["sqlite-s3", "postgres-s3"])
 def direct_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     """Probing off: the transport is tested with random bytes, many MiB of them."""
     live = start_direct_server(request, request.param)

@@ -75,9 +75,9 @@ def serve_guarded(settings: Settings, limits: ServerLimits) -> GuardedServer:
     return guarded
 
 
-# A test module imports it by name (`from ... import guarded as guarded`) for pytest to find it.
-# One server for each module that imports it.
-@pytest.fixture(scope="module")
+# A test module imports it by name (`from ... import guarded as guarded`) for pytest to find it;
+# the modules that do share one server.
+@pytest.fixture(scope="session")
 def guarded(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GuardedServer]:

@@ -20,6 +20,7 @@ from video_upload.config import Settings
 from video_upload.http.app import create_app, services_of_app
 from video_upload.http.auth import Authenticator
 from video_upload.http.services import Services
+from video_upload.persistence.engine import migrate
 from video_upload.storage.base import UploadStore
 from video_upload.storage.factory import open_store
 
@@ -79,8 +80,10 @@ def start_server(
     telemetry: TelemetryConfig | None = None,
     configure: Callable[[FastAPI], None] | None = None,
 ) -> LiveServer:
-    """Serve `create_app(settings)`, plus `routers` included and `configure` run on the app
-    before it starts."""
+    """Bring the database's schema up to date, as `video-upload serve` does, then serve
+    `create_app(settings)`, plus `routers` included and `configure` run on the app before it
+    starts."""
+    migrate(settings.resolved_database_url)
     clock = FakeClock()
     app = create_app(settings, store_opener=store_opener, clock=clock, telemetry=telemetry)
     for router in routers:

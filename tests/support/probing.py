@@ -12,16 +12,15 @@ from tests.conftest import BACKENDS, User, make_settings, new_user
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import patch_headers
 from tests.support.videos import synthetic_video, text_pretending_to_be_mp4
-from video_upload.persistence.engine import migrate
 
 API = "/api/v1"
 LIMIT_SECONDS = 3.0
 
 # A test module imports the fixtures by name (`from ... import probing as probing`, ...) for
-# pytest to find them. The module-scoped ones are made again for each module that imports them.
+# pytest to find them; the modules that do share the servers and the samples.
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="session", params=BACKENDS)
 def probing(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
@@ -33,7 +32,6 @@ def probing(
         video_probe=True,
         max_video_duration_minutes=LIMIT_SECONDS / 60,
     )
-    migrate(settings.resolved_database_url)
     live = start_server(f"probe-{backend}", settings)
     yield live
     live.stop()
@@ -94,7 +92,7 @@ class Sample:
     declared: float
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def samples() -> dict[str, Sample]:
     faststart = synthetic_video(seconds=2.5, faststart=True)
     indexed_last = synthetic_video(seconds=2.5)
