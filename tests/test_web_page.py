@@ -28,6 +28,8 @@ from fastapi import FastAPI
 
 from tests.conftest import IN_CI, make_settings
 from tests.support.live import LiveServer, start_server
+from video_upload.config import MIB, Settings
+from video_upload.http.app import create_app
 from video_upload.http.page import routes as webui
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +37,10 @@ WEB_DIR = ROOT / "web"
 SCRIPT = WEB_DIR / "tests" / "upload-page.mjs"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
+# The PATCH size of the browser test: small, so the ~1 MB clip takes many PATCHes. On the local
+# store the service suggests it (UPLOAD_CHUNK_SIZE, read by the page from its <meta>); on S3 it
+# suggests a whole part and the page is opened with ?chunkSize= instead: both ways are used.
+CHUNK_SIZE = 65536
 
 
 def page_client(web_folders: list[Path] | None = None) -> httpx.AsyncClient:
@@ -52,6 +58,19 @@ async def test_page_and_assets_are_served() -> None:
         script = await client.get("/ui/app.js")
         assert script.headers["content-type"].startswith("text/javascript")
         assert (await client.get("/ui/style.css")).headers["content-type"].startswith("text/css")
+
+
+async def test_the_page_uploads_in_the_chunk_size_the_service_suggests(tmp_path: Path) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path,
+        storage_backend="s3",
+        s3_part_size=8 * MIB,  # so UPLOAD_CHUNK_SIZE, unset, suggests 8 MiB
+    )
+    transport = httpx.ASGITransport(app=create_app(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://page") as client:
+        page = await client.get("/")
+    assert '<meta name="upload-chunk-size" content="8388608">' in page.text
 
 
 async def test_only_listed_assets_are_served() -> None:
@@ -104,8 +123,9 @@ def page_server(
             pytest.fail(missing)
         pytest.skip(missing)
     backend: str = request.param
-    settings = make_settings(request, tmp_path_factory.mktemp("web-page"), backend)
-    live = start_server(f"web-page-{backend}", settings, routers=[webui.router])
+    suggested = {"upload_chunk_size": CHUNK_SIZE} if backend.endswith("-local") else {}
+    settings = make_settings(request, tmp_path_factory.mktemp("web-page"), backend, **suggested)
+    live = start_server(f"web-page-{backend}", settings)
     yield live
     live.stop()
 
@@ -119,6 +139,10 @@ def test_upload_pause_resume_and_play_in_a_browser(page_server: LiveServer) -> N
         "TOKEN": token,
         "ARTIFACT_DIR": str(ARTIFACTS),
         "CHROMIUM": str(CHROMIUM),
+        "CHUNK_SIZE": str(CHUNK_SIZE),
+        "PAGE_QUERY": ""
+        if page_server.settings.upload_chunk_size == CHUNK_SIZE
+        else (f"?chunkSize={CHUNK_SIZE}"),
     }
     run = subprocess.run(
         ["node", str(SCRIPT)],

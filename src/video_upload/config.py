@@ -164,6 +164,14 @@ class Settings(BaseSettings):
             raise ValueError("WEBHOOK_URL needs WEBHOOK_SECRET (a whsec_... signing secret)")
         return self
 
+    @model_validator(mode="after")
+    def _s3_chunks_fill_parts(self) -> Settings:
+        # On S3 a chunk that is not a whole part costs a staging object and a second copy of its
+        # bytes, so unless UPLOAD_CHUNK_SIZE is set, `upload/init` suggests the part size.
+        if self.storage_backend == "s3" and "upload_chunk_size" not in self.model_fields_set:
+            self.upload_chunk_size = self.s3_part_size
+        return self
+
     @property
     def webhook_urls(self) -> list[str]:
         return [url.strip() for url in self.webhook_url.split(",") if url.strip()]

@@ -71,6 +71,21 @@ def test_the_s3_key_prefix_is_relative_and_ends_with_a_slash(prefix: str, normal
     assert build(s3_key_prefix=prefix).s3_key_prefix == normalised
 
 
+def test_on_s3_the_suggested_chunk_is_a_whole_part_unless_one_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STORAGE_BACKEND", "s3")
+    monkeypatch.setenv("S3_PART_SIZE", str(8 * MIB))
+    assert build().upload_chunk_size == 8 * MIB  # a chunk of 5 MiB would cost two writes a part
+
+    monkeypatch.setenv("UPLOAD_CHUNK_SIZE", str(MIB))
+    assert build().upload_chunk_size == MIB  # what the operator set, for very flaky links
+
+    monkeypatch.setenv("STORAGE_BACKEND", "local")
+    monkeypatch.delenv("UPLOAD_CHUNK_SIZE")
+    assert build().upload_chunk_size == 5 * MIB  # the local store has no parts
+
+
 def test_cors_origins_are_a_trimmed_comma_separated_list() -> None:
     settings = build(cors_allow_origins=" https://a.example , ,https://b.example")
 

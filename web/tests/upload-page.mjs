@@ -4,11 +4,14 @@
 //   BASE_URL      the server, e.g. http://127.0.0.1:PORT
 //   TOKEN         a bearer JWT for a fresh user
 //   ARTIFACT_DIR  where the screenshots and the generated video go
+//   CHUNK_SIZE    the PATCH size the page must upload with (64 KiB, so the clip takes many)
+//   PAGE_QUERY    what follows the page's address: "" when the service suggests CHUNK_SIZE
+//                 (the page reads it from its <meta>), "?chunkSize=N" to override what it suggests
 //   CHROMIUM      the browser (default /usr/bin/chromium; browsers cannot be downloaded here)
 //
 // The video is real: the page's own Chromium records a canvas animation with MediaRecorder
-// (WebM/VP8), so no video file has to be shipped and no encoder installed. The page is opened
-// with ?chunkSize=65536 so the ~1 MB clip takes many PATCHes. Request interception holds back
+// (WebM/VP8), so no video file has to be shipped and no encoder installed. The page uploads in
+// CHUNK_SIZE pieces, so the ~1 MB clip takes many PATCHes. Request interception holds back
 // the third PATCH: the test pauses while the upload is really mid-way, checks the server's
 // offset and resumes; it holds the sixth and reloads the page, picks the same file again and
 // expects tus-js-client to find the earlier upload and go on from the server's offset. Then it
@@ -25,7 +28,8 @@ const BASE_URL = required('BASE_URL');
 const TOKEN = required('TOKEN');
 const ARTIFACT_DIR = required('ARTIFACT_DIR');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const CHUNK = 65536;
+const CHUNK = Number(required('CHUNK_SIZE'));
+const PAGE_QUERY = process.env.PAGE_QUERY || '';
 const HELD_PATCH = 3; // PATCHes 1 and 2 go through; the third is held until the test pauses
 
 const step = stepper('upload-page');
@@ -100,7 +104,7 @@ async function main() {
     page.on('pageerror', (error) => pageErrors.push(String(error)));
 
     step('open the page');
-    await page.goto(`${BASE_URL}/?chunkSize=${CHUNK}`);
+    await page.goto(`${BASE_URL}/${PAGE_QUERY}`);
     await page.waitForFunction(() => window.tus && window.tus.isSupported);
     if (await page.isVisible('#notice')) throw new Error(`notice shown: ${await page.textContent('#notice')}`);
 

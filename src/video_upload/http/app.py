@@ -20,7 +20,7 @@ from video_upload.http.drain import Drain, DrainMiddleware
 from video_upload.http.limits import RequestLimits
 from video_upload.http.middleware import MethodOverrideMiddleware
 from video_upload.http.observe import Observe
-from video_upload.http.page.routes import router as webui_router
+from video_upload.http.page.routes import build_router as build_page_router
 from video_upload.http.rest import direct, sessions, uploads, videos
 from video_upload.http.rest.errors import install_error_handlers
 from video_upload.http.rest.openapi import declare_bearer_authentication
@@ -112,7 +112,7 @@ def create_app(
     app.include_router(videos.router)
     app.include_router(sessions.router)
     app.include_router(direct.router)
-    app.include_router(webui_router)
+    app.include_router(build_page_router(chunk_size=settings.upload_chunk_size))
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -1,7 +1,9 @@
 """Routes of the upload page (`/` and its assets under `/ui/…`) and of the API documentation
 (`/docs`, Swagger UI).
 
-Only the files listed here are served (no directory is exposed). tus-js-client's browser bundle
+Only the files listed here are served (no directory is exposed). The page carries the chunk
+size the service suggests (UPLOAD_CHUNK_SIZE, a whole S3 part on S3) in a `<meta>` tag, which
+its script uploads with. tus-js-client's browser bundle
 and Swagger UI's assets come from the npm packages installed in `web/node_modules` of the source
 tree (`make setup`), never from a CDN, so both pages work offline; when a package is missing,
 its asset under `/ui/vendor/` answers 404 with a message saying so, and the upload page shows
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
 STATIC_DIR = Path(__file__).parent / "static"
 # src/video_upload/http/page/routes.py → the repository root is four folders above this one.
@@ -33,6 +35,9 @@ VENDOR = {
     "swagger-favicon.png": (SWAGGER_DIST / "favicon-32x32.png", "image/png"),
 }
 DOCS_PATH = "/docs"
+# index.html names the suggested chunk size with this placeholder; the page route fills it in.
+CHUNK_SIZE_PLACEHOLDER = "%UPLOAD_CHUNK_SIZE%"
+DEFAULT_CHUNK_SIZE = 5 * 1024 * 1024
 
 ASSETS = {
     "app.js": "text/javascript; charset=utf-8",
@@ -51,15 +56,18 @@ def web_dirs() -> list[Path]:
     return [REPOSITORY_ROOT / "web", Path.cwd() / "web"]
 
 
-def build_router(web_folders: Sequence[Path] | None = None) -> APIRouter:
-    """The page's routes; `web_folders` replaces the places searched for tus-js-client."""
+def build_router(
+    web_folders: Sequence[Path] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> APIRouter:
+    """The page's routes; `web_folders` replaces the places searched for tus-js-client, and
+    `chunk_size` is the PATCH size the page uploads with."""
     router = APIRouter(include_in_schema=False, tags=["web page"])
+    index = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    index = index.replace(CHUNK_SIZE_PLACEHOLDER, str(chunk_size))
 
     @router.get("/")
     async def page() -> Response:
-        return FileResponse(
-            STATIC_DIR / "index.html", media_type="text/html; charset=utf-8", headers=NO_CACHE
-        )
+        return HTMLResponse(index, headers=NO_CACHE)
 
     @router.get("/ui/vendor/{name}")
     async def vendor(name: str) -> Response:
@@ -95,6 +103,4 @@ def build_router(web_folders: Sequence[Path] | None = None) -> APIRouter:
     return router
 
 
-router = build_router()
-
-__all__ = ["DOCS_PATH", "build_router", "router"]
+__all__ = ["DOCS_PATH", "build_router"]

@@ -7,9 +7,10 @@
 (function () {
   const API = '/api/v1';
   const TUS_ENDPOINT = new URL(API + '/videos/tus', window.location.href).href;
-  // 5 MiB chunks, like the mobile apps. `?chunkSize=N` (bytes) overrides it: smaller chunks
-  // lose less on a very flaky link, and the browser test uses them to pause mid-upload.
-  const CHUNK_SIZE = chunkSizeFromQuery() || 5 * 1024 * 1024;
+  // The chunk size the service suggests (5 MiB, like the mobile apps; a whole part on S3), from
+  // the page's <meta>. `?chunkSize=N` (bytes) overrides it: smaller chunks lose less on a very
+  // flaky link, and the browser test uses them to pause mid-upload.
+  const CHUNK_SIZE = chunkSizeFromQuery() || suggestedChunkSize() || 5 * 1024 * 1024;
   const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000];
   const KEYS = { token: 'videoUpload.token', sessions: 'videoUpload.sessions', session: 'videoUpload.session' };
 
@@ -32,6 +33,12 @@
 
   function chunkSizeFromQuery() {
     const value = Number(new URLSearchParams(window.location.search).get('chunkSize'));
+    return Number.isInteger(value) && value >= 1024 ? value : 0;
+  }
+
+  function suggestedChunkSize() {
+    const meta = document.querySelector('meta[name="upload-chunk-size"]');
+    const value = Number(meta && meta.content);
     return Number.isInteger(value) && value >= 1024 ? value : 0;
   }
 
