@@ -18,8 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import User, make_settings, new_user
+from tests.conftest import User, make_settings
 from tests.support.live import LiveServer, start_server
+
+# fixtures, imported by name for pytest to find them (on this module's `probing` server)
+from tests.support.probing import http as http
+from tests.support.probing import owner as owner
 from tests.support.videos import (
     H264,
     raw_h264_stream,
@@ -36,27 +40,15 @@ from video_upload.client.uploader import LocalFile, Uploader
 def probing(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    """One backend: what the client declares does not depend on where the bytes go."""
+    """One backend: what the client declares does not depend on where the bytes go. (The
+    `http` and `owner` fixtures, imported below, run on this server: pytest finds `probing`
+    by name, here first.)"""
     settings = make_settings(
         request, tmp_path_factory.mktemp("cli-probe"), "sqlite-local", video_probe=True
     )
     live = start_server("cli-probe", settings)
     yield live
     live.stop()
-
-
-@pytest.fixture
-def http(probing: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=probing.base_url, timeout=60) as client:
-        yield client
-
-
-@pytest.fixture
-def owner(probing: LiveServer, http: httpx.Client) -> tuple[User, str]:
-    user = new_user(probing)
-    session = http.post("/api/v1/sessions", json={"name": "scales"}, headers=user.bearer)
-    assert session.status_code == 201, session.text
-    return user, str(session.json()["id"])
 
 
 def upload(
