@@ -162,6 +162,13 @@ def new_user(server: LiveServer) -> User:
     return User(user_id, server.token(user_id))
 
 
+def new_session(client: httpx.Client, user: User, name: str = "scales") -> str:
+    """A practice session of `user`'s, created through the API: its id."""
+    response = client.post("/api/v1/sessions", json={"name": name}, headers=user.bearer)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
 @pytest.fixture
 def user(server: LiveServer) -> User:
     return new_user(server)
@@ -174,6 +181,4 @@ def other_user(server: LiveServer) -> User:
 
 @pytest.fixture
 def session_id(client: httpx.Client, user: User) -> str:
-    response = client.post("/api/v1/sessions", json={"name": "scales"}, headers=user.bearer)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    return new_session(client, user)

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import User, make_settings, new_user
+from tests.conftest import User, make_settings, new_session, new_user
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import complete_and_read, create_upload, patch_headers, pattern
 
@@ -44,8 +44,7 @@ def http(local_server: LiveServer) -> Iterator[httpx.Client]:
 @pytest.fixture
 def owner(local_server: LiveServer, http: httpx.Client) -> tuple[User, str]:
     user = new_user(local_server)
-    session = http.post("/api/v1/sessions", json={}, headers=user.bearer)
-    return user, str(session.json()["id"])
+    return user, new_session(http, user)
 
 
 def upload_file(server: LiveServer, url: str) -> Path:

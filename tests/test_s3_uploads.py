@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import User, make_settings, new_user
+from tests.conftest import User, make_settings, new_session, new_user
 from tests.support.live import LiveServer, start_server
 from tests.support.s3server import leftover_objects, object_bytes, pending_multipart_uploads
 from tests.support.tus import create_upload, patch_headers, pattern
@@ -73,8 +73,7 @@ def s3_client(s3_server: LiveServer) -> Iterator[httpx.Client]:
 @pytest.fixture
 def s3_user(s3_server: LiveServer, s3_client: httpx.Client) -> tuple[User, str]:
     user = new_user(s3_server)
-    session = s3_client.post("/api/v1/sessions", json={}, headers=user.bearer)
-    return user, str(session.json()["id"])
+    return user, new_session(s3_client, user)
 
 
 def bucket_of(server: LiveServer) -> tuple[str, str]:

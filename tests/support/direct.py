@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import User, make_settings, new_user
+from tests.conftest import User, make_settings, new_session, new_user
 from tests.support.live import LiveServer, start_server
 from tests.support.s3server import leftover_objects, pending_multipart_uploads
 
@@ -47,9 +47,7 @@ class Direct:
         self.http.close()
 
     def session(self) -> str:
-        response = self.http.post("/api/v1/sessions", json={"name": "direct"})
-        assert response.status_code == 201, response.text
-        return str(response.json()["id"])
+        return new_session(self.http, self.user, "direct")
 
     def create(
         self,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.conftest import BACKENDS, User, make_settings, new_user
+from tests.conftest import BACKENDS, User, make_settings, new_session, new_user
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import patch_headers
 from tests.support.videos import synthetic_video, text_pretending_to_be_mp4
@@ -46,9 +46,7 @@ def http(probing: LiveServer) -> Iterator[httpx.Client]:
 @pytest.fixture
 def owner(probing: LiveServer, http: httpx.Client) -> tuple[User, str]:
     user = new_user(probing)
-    session = http.post(f"{API}/sessions", json={"name": "scales"}, headers=user.bearer)
-    assert session.status_code == 201, session.text
-    return user, str(session.json()["id"])
+    return user, new_session(http, user)
 
 
 @dataclass(frozen=True)
