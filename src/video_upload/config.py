@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
 S3_MIN_PART_SIZE = 5 * MIB
+DEFAULT_UPLOAD_CHUNK_SIZE = 5 * MIB
 DEFAULT_DATABASE_MAX_CONNECTIONS = 50
 MIN_HMAC_SECRET_BYTES = 32
 # What an unset HMAC key setting means.
@@ -43,7 +44,7 @@ class Settings(BaseSettings):
     max_video_size_mb: int = Field(default=500, gt=0)
     max_video_duration_minutes: float = Field(default=5, gt=0)
     upload_expiration_hours: float = Field(default=24, gt=0)
-    upload_chunk_size: int = Field(default=5 * MIB, gt=0)
+    upload_chunk_size: int = Field(default=DEFAULT_UPLOAD_CHUNK_SIZE, gt=0)
     cleanup_interval_minutes: float = Field(default=0, ge=0)
     upload_lease_seconds: float = Field(default=10, ge=1)
     # A request whose body (or whose answer's reader) moves no bytes for this long ends: a PATCH

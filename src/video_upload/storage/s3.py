@@ -64,7 +64,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError
 
-from video_upload.config import Settings
+from video_upload.config import MIB, Settings
 from video_upload.storage.base import (
     MAX_SIDECAR_BYTES,
     SIDECAR_SUFFIX,
@@ -114,7 +114,7 @@ class S3Store(S3Presigning):
         self._stack = stack
         self.prefix = settings.s3_key_prefix
         self.part_size = settings.s3_part_size
-        self.staged_cache = StagedCache(settings.s3_staged_cache_mb * 1024 * 1024)
+        self.staged_cache = StagedCache(settings.s3_staged_cache_mb * MIB)
 
     @classmethod
     async def open(cls, settings: Settings) -> S3Store:

@@ -3,11 +3,10 @@
 
 Only the files listed here are served (no directory is exposed). The page carries the chunk
 size the service suggests (UPLOAD_CHUNK_SIZE, a whole S3 part on S3) in a `<meta>` tag, which
-its script uploads with. tus-js-client's browser bundle
-and Swagger UI's assets come from the npm packages installed in `web/node_modules` of the source
-tree (`make setup`), never from a CDN, so both pages work offline; when a package is missing,
-its asset under `/ui/vendor/` answers 404 with a message saying so, and the upload page shows
-that message too.
+its script uploads with. tus-js-client's browser bundle and Swagger UI's assets come from the
+npm packages installed in `web/node_modules` of the source tree (`make setup`), never from a
+CDN, so both pages work offline; when a package is missing, its asset under `/ui/vendor/`
+answers 404 with a message saying so, and the upload page shows that message too.
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+
+from video_upload.config import DEFAULT_UPLOAD_CHUNK_SIZE
 
 STATIC_DIR = Path(__file__).parent / "static"
 # src/video_upload/http/page/routes.py → the repository root is four folders above this one.
@@ -37,7 +38,6 @@ VENDOR = {
 DOCS_PATH = "/docs"
 # index.html names the suggested chunk size with this placeholder; the page route fills it in.
 CHUNK_SIZE_PLACEHOLDER = "%UPLOAD_CHUNK_SIZE%"
-DEFAULT_CHUNK_SIZE = 5 * 1024 * 1024
 
 ASSETS = {
     "app.js": "text/javascript; charset=utf-8",
@@ -57,7 +57,7 @@ def web_dirs() -> list[Path]:
 
 
 def build_router(
-    web_folders: Sequence[Path] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
+    web_folders: Sequence[Path] | None = None, chunk_size: int = DEFAULT_UPLOAD_CHUNK_SIZE
 ) -> APIRouter:
     """The page's routes; `web_folders` replaces the places searched for tus-js-client, and
     `chunk_size` is the PATCH size the page uploads with."""
