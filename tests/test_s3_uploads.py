@@ -14,7 +14,13 @@ from tests.support.live import LiveServer, start_server
 from tests.support.s3server import leftover_objects, object_bytes, pending_multipart_uploads
 from tests.support.tus import create_upload, patch_headers, pattern
 from video_upload.config import Settings
-from video_upload.storage.base import StorageError, StoredUpload, UploadStore, WriteResult
+from video_upload.storage.base import (
+    StagingArea,
+    StorageError,
+    StoredUpload,
+    UploadStore,
+    WriteResult,
+)
 from video_upload.storage.factory import open_store
 from video_upload.storage.s3 import S3Store
 
@@ -56,8 +62,8 @@ def s3_server(
 ) -> Iterator[LiveServer]:
     settings = make_settings(request, tmp_path_factory.mktemp("s3"), request.param)
 
-    async def opener(configured: Settings) -> UploadStore:
-        return CrashAfterWrite(await open_store(configured))
+    async def opener(configured: Settings, staging: StagingArea) -> UploadStore:
+        return CrashAfterWrite(await open_store(configured, staging))
 
     live = start_server(request.param, settings, store_opener=opener)
     yield live
@@ -182,7 +188,7 @@ def test_crash_between_s3_write_and_commit_resumes_to_an_identical_object(
 
 
 @pytest.mark.parametrize("how", ["tus termination", "REST abort"])
-def test_aborting_leaves_nothing_in_the_bucket(
+def test_aborting_leaves_nothing_in_the_bucket_or_the_database(
     s3_server: LiveServer, s3_client: httpx.Client, s3_user: tuple[User, str], how: str
 ) -> None:
     user, session_id = s3_user
@@ -191,7 +197,13 @@ def test_aborting_leaves_nothing_in_the_bucket(
     s3_client.patch(url, headers=patch_headers(user.headers, 0), content=data)  # a part + staging
     key = f"uploads/{url.rsplit('/', 1)[1]}"
     endpoint, bucket = bucket_of(s3_server)
-    assert any(k.startswith(key) for k in leftover_objects(endpoint, bucket))
+    assert any(k.startswith(key) for k in pending_multipart_uploads(endpoint, bucket))
+    staging = s3_server.services.database.staging  # S3_STAGING=database, the default
+
+    def staged_remainder() -> bytes | None:
+        return s3_server.run(staging.get(key, 5 * MIB, 2 * MIB + 3))
+
+    assert staged_remainder() == data[5 * MIB :]
     if how == "tus termination":
         response = s3_client.delete(url, headers=user.headers)
     else:
@@ -201,6 +213,7 @@ def test_aborting_leaves_nothing_in_the_bucket(
     assert response.status_code == 204
     assert [k for k in leftover_objects(endpoint, bucket) if k.startswith(key)] == []
     assert [k for k in pending_multipart_uploads(endpoint, bucket) if k.startswith(key)] == []
+    assert staged_remainder() is None
 
 
 def test_aborting_a_finished_upload_deletes_its_object(

@@ -21,7 +21,13 @@ from tests.conftest import make_settings
 from tests.support.live import LiveServer, start_server
 from tests.support.tus import TUS_PATH, auth, metadata, patch_headers
 from video_upload.config import Settings
-from video_upload.storage.base import ByteStream, StoredUpload, UploadStore, WriteResult
+from video_upload.storage.base import (
+    ByteStream,
+    StagingArea,
+    StoredUpload,
+    UploadStore,
+    WriteResult,
+)
 from video_upload.storage.factory import open_store
 
 ORIGIN = {"Origin": "https://app.example"}
@@ -137,8 +143,8 @@ def test_an_unexpected_failure_in_a_patch_answers_500_and_leaves_the_upload_resu
     browser: bool,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async def breaking_store(settings: Settings) -> UploadStore:
-        store: Any = StoreThatBreaks(await open_store(settings))
+    async def breaking_store(settings: Settings, staging: StagingArea) -> UploadStore:
+        store: Any = StoreThatBreaks(await open_store(settings, staging))
         return store  # type: ignore[no-any-return]
 
     live = start_server(

@@ -21,7 +21,7 @@ from tests.support.tus import (
     pattern,
 )
 from video_upload.config import Settings
-from video_upload.storage.base import UploadStore
+from video_upload.storage.base import StagingArea, UploadStore
 from video_upload.storage.local import LocalStore
 
 
@@ -194,7 +194,7 @@ def test_patch_the_disk_cannot_hold_returns_507_and_keeps_what_was_committed(
     base = tmp_path_factory.mktemp("full-disk")
     settings = make_settings(request, base, "sqlite-local", max_video_size_mb=10**9)
 
-    async def store_with_a_huge_window(settings: Settings) -> UploadStore:
+    async def store_with_a_huge_window(settings: Settings, _: StagingArea) -> UploadStore:
         return LocalStore(settings.local_storage_path, reserve_window=2**62)
 
     live = start_server("full-disk", settings, store_opener=store_with_a_huge_window)

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     s3_public_endpoint_url: str = ""
     s3_key_prefix: str = "uploads/"
     s3_part_size: int = Field(default=S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE)
+    # Where a chunk's remainder smaller than a part waits for the rest of its part
+    # (storage.s3_staging): the metadata database, or staging objects in the bucket. Uploads
+    # keep the place they were created with.
+    s3_staging: Literal["database", "bucket"] = "database"
     # Each process keeps up to this many MiB of the staged pieces it put, to build parts without
     # reading them back (storage.s3_staged_cache); 0 turns it off.
     s3_staged_cache_mb: int = Field(default=64, ge=0)

@@ -28,6 +28,8 @@ PART = 5 * MIB
 
 
 def settings_for(endpoint: str, bucket: str, **overrides: Any) -> Settings:
+    """A store's settings; its pieces are staged in the bucket unless `s3_staging` says else
+    (the database's place needs a database: `tests/storage/test_s3_store_database_staging.py`)."""
     return Settings(  # type: ignore[call-arg]
         _env_file=None,
         storage_backend="s3",
@@ -36,7 +38,7 @@ def settings_for(endpoint: str, bucket: str, **overrides: Any) -> Settings:
         aws_access_key_id=ACCESS_KEY,
         aws_secret_access_key=SecretStr(SECRET_KEY),
         s3_part_size=PART,
-        **overrides,
+        **{"s3_staging": "bucket", **overrides},
     )
 
 

@@ -31,3 +31,10 @@ async def test_a_malformed_endpoint_is_refused_at_once_and_not_retried() -> None
         await S3Store.open(settings(s3_endpoint_url="not a url"))
 
     assert not raised.value.retryable
+
+
+async def test_database_staging_without_the_database_is_refused_with_the_setting_named() -> None:
+    with pytest.raises(StorageError, match="S3_STAGING=database") as raised:
+        await S3Store.open(settings(s3_staging="database"))
+
+    assert not raised.value.retryable

@@ -132,6 +132,14 @@ def test_a_staged_segment_without_an_etag_is_the_old_format_both_ways() -> None:
     assert unfinished().to_dict()["staged"][0] == {"offset": 10, "size": 3, "etag": '"s1"'}
 
 
+def test_the_staging_place_survives_the_round_trip_and_old_states_staged_in_the_bucket() -> None:
+    in_database = UploadState("uploads/abc", multipart_upload_id="m", staging="database")
+
+    assert UploadState.from_dict(in_database.to_dict(), default_key="x").staging == "database"
+    old = {"object_key": "uploads/abc", "multipart_upload_id": "m", "staged": []}
+    assert UploadState.from_dict(old, default_key="x").staging == "bucket"
+
+
 def test_a_finished_state_keeps_only_its_key_and_size() -> None:
     state = UploadState(object_key="uploads/abc", finished=True, size=42)
 
@@ -151,6 +159,7 @@ def test_an_empty_state_is_a_fresh_upload_under_the_default_key() -> None:
         {"staged": [{"offset": "ten", "size": 1}]},
         {"staged": ["ten"]},
         {"consumed": [None]},
+        {"staging": "attic"},
     ],
 )
 def test_a_malformed_state_is_a_non_retryable_storage_error(state: dict[str, object]) -> None:

@@ -32,12 +32,12 @@ from video_upload.lifecycle.periodic import start_periodic_cleanup
 from video_upload.lifecycle.service import Clock, UploadService, utcnow
 from video_upload.lifecycle.webhooks import WebhookDispatcher
 from video_upload.persistence.database import Database
-from video_upload.storage.base import StorageError, UploadStore
+from video_upload.storage.base import StagingArea, StorageError, UploadStore
 from video_upload.storage.factory import open_store
 
 log = logging.getLogger(__name__)
 
-StoreOpener = Callable[[Settings], Awaitable[UploadStore]]
+StoreOpener = Callable[[Settings, StagingArea], Awaitable[UploadStore]]
 
 
 def create_app(
@@ -56,7 +56,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database.open(settings.resolved_database_url, settings.database_max_connections)
-        store = await store_opener(settings)
+        store = await store_opener(settings, database.staging)
         upload_service = UploadService(settings, database, store, clock=clock)
         app.state.services = Services(
             settings=settings,

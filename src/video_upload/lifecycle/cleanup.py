@@ -158,7 +158,7 @@ class VideoService:
         """A cleaner with its own engine and store (closed on exit), for use outside the app."""
         database = Database.open(settings.resolved_database_url, settings.database_max_connections)
         try:
-            store = await open_store(settings)
+            store = await open_store(settings, database.staging)
             try:
                 uploads = UploadService(settings, database, store)
                 yield cls(uploads, batch_size=batch_size, concurrency=concurrency)

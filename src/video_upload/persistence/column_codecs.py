@@ -11,7 +11,7 @@ is already the ORM's). What SQLAlchemy does, and so what these do:
 | TIMESTAMP | `UTCDateTime` | naive UTC, `YYYY-MM-DD HH:MM:SS.ffffff` | `timestamptz` (in UTC) |
 | JSON | `JSON` | the text of `json.dumps` | `json`: the same text |
 | BOOL | `Boolean` | the integer 0 or 1 | `boolean` |
-| PLAIN | strings, integers, floats | as given | as given |
+| PLAIN | strings, numbers, `LargeBinary` | as given (bytes: a BLOB) | as given (`bytea`) |
 
 A naive datetime is refused (ValueError), as `UTCDateTime` refuses it. None is SQL NULL, except
 for JSON, where SQLAlchemy stores Python's None as the JSON text `null` (these statements never
@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Integer, String, Uuid
+from sqlalchemy import JSON, Boolean, Float, Integer, LargeBinary, String, Uuid
 from sqlalchemy.types import TypeEngine
 
 from video_upload.persistence.models import UTCDateTime
@@ -55,7 +55,7 @@ def kind_of(column_type: TypeEngine[Any]) -> Kind:
         return Kind.JSON
     if isinstance(column_type, Boolean):
         return Kind.BOOL
-    if isinstance(column_type, String | Integer | Float):  # Text and BigInteger included
+    if isinstance(column_type, String | Integer | Float | LargeBinary):  # Text, BigInteger too
         return Kind.PLAIN
     raise TypeError(f"no direct-statement codec for the column type {column_type!r}")
 

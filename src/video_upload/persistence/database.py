@@ -25,6 +25,7 @@ from video_upload.persistence.errors import raise_if_unavailable
 from video_upload.persistence.leases import LeaseRepository
 from video_upload.persistence.outbox import OutboxRepository
 from video_upload.persistence.repository import SessionRepository, VideoRepository
+from video_upload.persistence.staging import DatabaseStaging
 
 
 class Transaction:
@@ -74,6 +75,8 @@ class Database:
         self._sessions = create_session_factory(engine)
         # the per-chunk statements run on a driver of their own (see `engine.create_chunk_engine`)
         self.chunks = ChunkStatements(chunk_driver)
+        # the S3 store's staged pieces (S3_STAGING=database), on the same driver
+        self.staging = DatabaseStaging(chunk_driver)
 
     @classmethod
     def open(cls, url: str, max_connections: int) -> Database:

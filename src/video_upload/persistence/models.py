@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -144,3 +145,17 @@ class WebhookDeliveryRow(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(String(500))
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class StagedPieceRow(Base):
+    """A chunk's remainder smaller than an S3 part, waiting for the rest of its part
+    (`S3_STAGING=database`; see `persistence.staging` and `storage.s3_staging`). An unfinished
+    upload has fewer bytes here than one part, plus what abandoned writes left, which finishing
+    or terminating the upload deletes."""
+
+    __tablename__ = "staged_pieces"
+
+    object_key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tag: Mapped[str] = mapped_column(String(32))
+    data: Mapped[bytes] = mapped_column(LargeBinary)

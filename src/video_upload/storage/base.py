@@ -192,6 +192,29 @@ class PlaybackSigningStore(Protocol):
         ...
 
 
+class StagingArea(Protocol):
+    """A place where a store keeps small pieces of unfinished uploads, by the upload's object
+    key and the piece's start offset, that every node reads: the S3 store's remainders smaller
+    than a part (`storage.s3_staging`). The metadata database is one (`persistence.staging`)."""
+
+    async def put(self, object_key: str, offset: int, data: bytes | bytearray) -> str | None:
+        """Keep `data` as the piece starting at `offset`, replacing one there; its tag (None
+        when the place gave none)."""
+        ...
+
+    async def get(self, object_key: str, offset: int, size: int) -> bytes | None:
+        """The `size` bytes of the piece at `offset`; None when there is no such piece."""
+        ...
+
+    async def delete(self, object_key: str, offsets: Sequence[int]) -> None:
+        """Delete the pieces at `offsets` (those that are there)."""
+        ...
+
+    async def delete_all(self, object_key: str) -> None:
+        """Delete every piece of the upload."""
+        ...
+
+
 def check_sidecar(name: str, data: bytes | None = None) -> None:
     """Refuse sidecar names that could escape their folder, and oversized sidecars."""
     if len(name) > 64 or not _SIDECAR_NAME.fullmatch(name):

@@ -53,7 +53,6 @@ connection problems, not retryable for other client errors. Nothing from botocor
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
@@ -71,6 +70,7 @@ from video_upload.storage.base import (
     ByteRange,
     BytesMissing,
     ByteStream,
+    StagingArea,
     StorageError,
     StoredUpload,
     StoreState,
@@ -86,11 +86,11 @@ from video_upload.storage.s3_parts import (
     UploadState,
     key_of,
     plan_concatenation,
-    staging_key,
 )
 from video_upload.storage.s3_presign import S3Presigning
 from video_upload.storage.s3_requests import S3StorageError
 from video_upload.storage.s3_staged_cache import StagedCache
+from video_upload.storage.s3_staging import BucketStaging, get_all
 
 READ_CHUNK = 256 * 1024
 FETCH_CONCURRENCY = 8
@@ -99,8 +99,12 @@ FETCH_CONCURRENCY = 8
 class S3Store(S3Presigning):
     """Keeps uploads as S3 multipart uploads; implements UploadStore, ConcatenatingStore,
     OrphanListingStore and DirectUploadStore (`s3_presign`). Build it with
-    `await S3Store.open(settings)`; the request counters (`request_counts`, `bytes_sent`,
-    `bytes_received`, `bytes_copied`) come from S3Requests."""
+    `await S3Store.open(settings, database_staging)`; the request counters (`request_counts`,
+    `bytes_sent`, `bytes_received`, `bytes_copied`) come from S3Requests.
+
+    `database_staging` is the metadata database's place for staged pieces (`s3_staging`),
+    required when `settings.s3_staging` is "database"; new uploads stage where that setting
+    says, existing ones where their state says."""
 
     def __init__(
         self,
@@ -108,6 +112,7 @@ class S3Store(S3Presigning):
         settings: Settings,
         stack: AsyncExitStack | None = None,
         signer: Any = None,
+        database_staging: StagingArea | None = None,
     ):
         super().__init__(client, settings.s3_bucket_name)
         self.signer = client if signer is None else signer
@@ -115,9 +120,18 @@ class S3Store(S3Presigning):
         self.prefix = settings.s3_key_prefix
         self.part_size = settings.s3_part_size
         self.staged_cache = StagedCache(settings.s3_staged_cache_mb * MIB)
+        self.staging_areas: dict[str, StagingArea] = {"bucket": BucketStaging(self)}
+        if database_staging is not None:
+            self.staging_areas["database"] = database_staging
+        self.staging = settings.s3_staging
+        if self.staging not in self.staging_areas:
+            raise StorageError(
+                f"S3_STAGING={self.staging} needs the metadata database's staging area",
+                retryable=False,
+            )
 
     @classmethod
-    async def open(cls, settings: Settings) -> S3Store:
+    async def open(cls, settings: Settings, database_staging: StagingArea | None = None) -> S3Store:
         """Create the one long-lived client, and the bucket if it does not exist."""
         config = AioConfig(
             s3={"addressing_style": "path"},
@@ -150,7 +164,7 @@ class S3Store(S3Presigning):
                 signer = await stack.enter_async_context(
                     new_client(settings.s3_public_endpoint_url)
                 )
-            store = cls(client, settings, stack, signer)
+            store = cls(client, settings, stack, signer, database_staging)
             await store._ensure_bucket(settings.aws_region)
         except (BotoCoreError, ValueError) as error:
             await stack.aclose()
@@ -173,15 +187,18 @@ class S3Store(S3Presigning):
     async def create(self, key: str) -> StoreState:
         object_key = self._object_key(key)
         response = await self._request("CreateMultipartUpload", Bucket=self.bucket, Key=object_key)
-        state = UploadState(object_key, multipart_upload_id=str(response["UploadId"]))
+        state = UploadState(
+            object_key, multipart_upload_id=str(response["UploadId"]), staging=self.staging
+        )
         return state.to_dict()
 
     async def write(self, upload: StoredUpload, stream: ByteStream) -> WriteResult:
         self.refuse_direct_write(upload)
         state = self._state(upload)
         state.check_unfinished(upload.offset)
+        staging = self._staging_area(state)
         if state.consumed:
-            await self._delete_objects([staging_key(state.object_key, o) for o in state.consumed])
+            await staging.delete(state.object_key, state.consumed)
             state.consumed = []
         self.staged_cache.retain(state.object_key, state.staged)
         offset = upload.offset
@@ -201,9 +218,9 @@ class S3Store(S3Presigning):
                     room = self.part_size
         if buffer:
             start = offset - len(buffer)
-            etag = await self._put_object(staging_key(state.object_key, start), buffer)
-            state.staged.append(Segment(start, len(buffer), etag))
-            self.staged_cache.put(state.object_key, start, etag, bytes(buffer))
+            tag = await staging.put(state.object_key, start, buffer)
+            state.staged.append(Segment(start, len(buffer), tag))
+            self.staged_cache.put(state.object_key, start, tag, bytes(buffer))
         return WriteResult(offset=offset, state=state.to_dict())
 
     async def held(self, upload: StoredUpload) -> int:
@@ -218,7 +235,7 @@ class S3Store(S3Presigning):
         # it uploaded are overwritten by the next write or dropped when the upload completes.
         offsets = [s.offset for s in written.staged if s.offset >= committed.offset]
         self.staged_cache.drop(written.object_key, offsets)
-        await self._delete_objects([staging_key(written.object_key, o) for o in offsets])
+        await self._staging_area(written).delete(written.object_key, offsets)
 
     async def finish(self, upload: StoredUpload) -> StoreState:
         state = self._state(upload)
@@ -231,24 +248,23 @@ class S3Store(S3Presigning):
                 await self._put_object(state.object_key, b"")
             else:
                 if state.staged:
-                    last_part = await self._fetch_staged(state.object_key, state.staged)
+                    last_part = await self._fetch_staged(state)
                     await self._upload_part(state, last_part)
                     state.staged = []
                 await self._complete(state.object_key, state.multipart_upload_id, state.parts)
-        except S3StorageError as error:
-            if not error.missing:
+        except (S3StorageError, BytesMissing) as error:  # the upload or a staged piece is gone
+            if isinstance(error, S3StorageError) and not error.missing:
                 raise
             await self._confirm_finished(state.object_key, upload.offset)  # finished before
         self.staged_cache.drop_upload(state.object_key)
-        await self._remove_staging(state.object_key)
+        await self._staging_area(state).delete_all(state.object_key)  # abandoned writes' too
         return UploadState(state.object_key, finished=True, size=upload.offset).to_dict()
 
     async def terminate(self, upload: StoredUpload) -> None:
         object_key = self._object_key(upload.key)
         with contextlib.suppress(StorageError):
             object_key = UploadState.from_dict(upload.state, object_key).object_key
-        self.staged_cache.drop_upload(object_key)
-        await self._remove(object_key)
+        await self._remove_upload(object_key)
 
     async def read(self, upload: StoredUpload, byte_range: ByteRange) -> AsyncIterator[bytes]:
         object_key = self._state(upload).object_key
@@ -329,8 +345,7 @@ class S3Store(S3Presigning):
         return sorted(key for key, when in newest.items() if when < older_than)
 
     async def remove_key(self, key: str) -> None:
-        self.staged_cache.drop_upload(self._object_key(key))
-        await self._remove(self._object_key(key))
+        await self._remove_upload(self._object_key(key))
 
     # -- sidecars ----------------------------------------------------------------------------
 
@@ -353,24 +368,43 @@ class S3Store(S3Presigning):
     def _state(self, upload: StoredUpload) -> UploadState:
         return UploadState.from_dict(upload.state, self._object_key(upload.key))
 
-    async def _fetch_staged(self, object_key: str, segments: list[Segment]) -> bytes:
-        """Every staged segment, joined in order: from the cache when this process put exactly
-        that object, else downloaded (each once, a few at a time)."""
+    def _staging_area(self, state: UploadState) -> StagingArea:
+        """Where the upload's pieces are staged (its state says)."""
+        area = self.staging_areas.get(state.staging)
+        if area is None:
+            raise StorageError(
+                f"the upload's pieces are staged in the {state.staging}, which this store was"
+                " not given",
+                retryable=False,
+            )
+        return area
+
+    async def _remove_upload(self, object_key: str) -> None:
+        """Delete everything the upload holds, in the bucket and among staged pieces."""
+        self.staged_cache.drop_upload(object_key)
+        await self._remove(object_key)  # the staging objects in the bucket with the rest
+        database = self.staging_areas.get("database")
+        if database is not None:
+            await database.delete_all(object_key)
+
+    async def _fetch_staged(self, state: UploadState) -> bytes:
+        """Every staged segment, joined in order: from the cache when this process staged
+        exactly that piece, else read back (each once, a few at a time)."""
+        object_key, segments = state.object_key, state.staged
         cached = {s.offset: self.staged_cache.get(object_key, s) for s in segments}
         pieces = {offset: data for offset, data in cached.items() if data is not None}
-        missing = [s for s in segments if s.offset not in pieces]
-        for first in range(0, len(missing), FETCH_CONCURRENCY):
-            batch = missing[first : first + FETCH_CONCURRENCY]
-            fetched = await asyncio.gather(
-                *(self._get(staging_key(object_key, s.offset), 0, s.size) for s in batch)
-            )
-            pieces.update((s.offset, data) for s, data in zip(batch, fetched, strict=True))
+        missing = [(s.offset, s.size) for s in segments if s.offset not in pieces]
+        area = self._staging_area(state)
+        for offset, data in (await get_all(area, object_key, missing, FETCH_CONCURRENCY)).items():
+            if data is None:
+                raise BytesMissing(f"the staged piece of {object_key} at {offset} is missing")
+            pieces[offset] = data
         return b"".join(pieces[s.offset] for s in segments)
 
     async def _upload_full_part(self, state: UploadState, buffer: bytearray) -> None:
         """Upload one whole part: the staged segments (folded in front) and then `buffer`."""
         if state.staged:
-            buffer[0:0] = await self._fetch_staged(state.object_key, state.staged)
+            buffer[0:0] = await self._fetch_staged(state)
             consumed = [segment.offset for segment in state.staged]
             self.staged_cache.drop(state.object_key, consumed)
             state.consumed += consumed

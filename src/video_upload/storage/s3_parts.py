@@ -15,6 +15,7 @@ from video_upload.storage.base import SIDECAR_SUFFIX, StorageError, StoreState
 
 MAX_PARTS = 10_000
 STAGING_MARK = ".staging"
+STAGING_PLACES = ("bucket", "database")  # where staged pieces are kept (`s3_staging`)
 
 
 def staging_prefix(object_key: str) -> str:
@@ -59,17 +60,18 @@ class Part:
 
 @dataclass(frozen=True)
 class Segment:
-    """One staged remainder: a small object holding the bytes from `offset` on, and the ETag
-    S3 gave its PutObject (None in states written before ETags were recorded)."""
+    """One staged remainder: the bytes from `offset` on, and the tag of the put that staged it
+    (`s3_staging`: in the bucket, the PutObject's ETag; None in states written before tags were
+    recorded). Stored as "etag", the name it had when only the bucket staged."""
 
     offset: int
     size: int
-    etag: str | None = None
+    tag: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        if self.etag is None:
+        if self.tag is None:
             return {"offset": self.offset, "size": self.size}
-        return {"offset": self.offset, "size": self.size, "etag": self.etag}
+        return {"offset": self.offset, "size": self.size, "etag": self.tag}
 
     @classmethod
     def from_dict(cls, segment: Any) -> Segment:
@@ -86,7 +88,8 @@ class UploadState:
     the contiguous bytes [parts_size, offset) in order, and every part is exactly `part_size`
     bytes, so a part boundary always falls on a multiple of the part size. `consumed` lists
     staging objects already folded into a part: they are deleted by the next call, once the
-    state that no longer needs them has been committed.
+    state that no longer needs them has been committed. `staging` names where the upload's
+    pieces are kept (`s3_staging`); states written before it was recorded staged in the bucket.
     """
 
     object_key: str
@@ -96,6 +99,7 @@ class UploadState:
     consumed: list[int] = field(default_factory=list)
     finished: bool = False
     size: int = 0
+    staging: str = STAGING_PLACES[0]
 
     @property
     def parts_size(self) -> int:
@@ -121,6 +125,7 @@ class UploadState:
             "parts": [{"number": p.number, "etag": p.etag, "size": p.size} for p in self.parts],
             "staged": [segment.to_dict() for segment in self.staged],
             "consumed": list(self.consumed),
+            "staging": self.staging,
         }
 
     @classmethod
@@ -137,6 +142,7 @@ class UploadState:
                 consumed=[int(offset) for offset in _list(state, "consumed")],
                 finished=bool(state.get("finished", False)),
                 size=int(state.get("size", 0)),
+                staging=_staging_place(state.get("staging", STAGING_PLACES[0])),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise StorageError(f"malformed S3 upload state: {error}", retryable=False) from error
@@ -151,6 +157,12 @@ class UploadState:
             raise StorageError(
                 "S3 upload state does not match the committed offset", retryable=False
             )
+
+
+def _staging_place(value: Any) -> str:
+    if value not in STAGING_PLACES:
+        raise ValueError(f"unknown staging place {value!r}")
+    return str(value)
 
 
 def _optional_str(value: Any) -> str | None:

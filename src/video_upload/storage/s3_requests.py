@@ -19,7 +19,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from video_upload import metrics
 from video_upload.storage.base import SIDECAR_SUFFIX, StorageError
-from video_upload.storage.s3_parts import Part, belongs_to, staging_prefix
+from video_upload.storage.s3_parts import Part, belongs_to
 
 DELETE_BATCH = 1000
 
@@ -232,7 +232,3 @@ class S3Requests:
             if belongs_to(object_key, str(item["Key"])) or str(item["Key"]).startswith(sidecars)
         ]
         await self._delete_objects(keys)
-
-    async def _remove_staging(self, object_key: str) -> None:
-        prefix = staging_prefix(object_key)
-        await self._delete_objects([str(item["Key"]) async for item in self._list_objects(prefix)])

@@ -1,22 +1,22 @@
-"""The S3 store's in-memory copy of the staging objects this process put, so that folding them
-into a part (or into the last part, at finish) needs no GetObject.
+"""The S3 store's in-memory copy of the pieces this process staged (`s3_staging`: in the
+database or in the bucket), so that folding them into a part (or into the last part, at finish)
+reads nothing back.
 
-What it saves: with PATCHes smaller than a part, every staged remainder used to be read back
-once from the bucket to build the part it belongs to (about 0.8 bytes read per byte uploaded
-with 1 MiB PATCHes, and one GetObject per staged piece). The bytes are still put in the bucket
-before the PATCH is answered, exactly as before: the cache only replaces the read-back, never
-the write, so a 204 still means the bytes are in the bucket.
+What it saves: with PATCHes smaller than a part, every staged remainder would be read back once
+to build the part it belongs to (from the bucket: about 0.8 bytes read per byte uploaded with
+1 MiB PATCHes, and one GetObject per piece). The pieces are still staged before the PATCH is
+answered, exactly as without it: the cache only replaces the read-back, never the write.
 
 Why it is safe: a cached piece is served only for the segment of the committed state that
-names it, and only if the segment carries the ETag that S3 answered to *this process's*
-PutObject of that piece, and the same size. The committed state is the truth about which
-staging object each segment is; if another node rewrote the staging key (a lease handed over
-while this node's write was still running, or a resent chunk of another length), the state it
-committed names that node's ETag, which differs from ours unless the bytes are the same, and
-the store falls back to GetObject. States without ETags (written before they were recorded)
-never match, so they are always read back. Anything missing from the cache (evicted, another
-worker's or another node's upload, a restarted process) is read back too: the cache can only
-save a request, never change a byte.
+names it, and only if the segment carries the tag of *this process's* put of that piece (in
+the bucket, the ETag S3 answered to its PutObject) and the same size. The committed state is the
+truth about which piece each segment is; if another node staged that offset again (a lease
+handed over while this node's write was still running, or a resent chunk of another length),
+the state it committed names that node's tag, which differs from ours, and the store reads the
+piece back. States without tags (written before they were recorded) never match, so they are
+always read back. Anything missing from the cache (evicted, another worker's or another node's
+upload, a restarted process) is read back too: the cache can only save a read, never change a
+byte.
 
 Bounds: an upload's entries are its staged pieces, which are fewer bytes than one part; they
 are dropped when folded into a part, when the upload finishes or is terminated, when an
@@ -38,12 +38,12 @@ DEFAULT_CAPACITY = 64 * 1024 * 1024  # S3_STAGED_CACHE_MB sets it for the store
 
 @dataclass(frozen=True)
 class _Piece:
-    etag: str
+    tag: str
     data: bytes
 
 
 class StagedCache:
-    """Staged pieces by upload (object key) and start offset, each with the ETag of its PUT.
+    """Staged pieces by upload (object key) and start offset, each with the tag of its put.
 
     `hits` and `misses` count the pieces served and the pieces `get` could not serve."""
 
@@ -54,14 +54,14 @@ class StagedCache:
         self.misses = 0
         self._uploads: OrderedDict[str, dict[int, _Piece]] = OrderedDict()
 
-    def put(self, object_key: str, offset: int, etag: str | None, data: bytes) -> None:
-        """Remember the bytes this process put at the staging key of `offset`."""
+    def put(self, object_key: str, offset: int, tag: str | None, data: bytes) -> None:
+        """Remember the bytes this process staged at `offset`."""
         self.drop(object_key, [offset])
-        if not etag or len(data) > self.capacity:
+        if not tag or len(data) > self.capacity:
             return
         pieces = self._uploads.setdefault(object_key, {})
         self._uploads.move_to_end(object_key)
-        pieces[offset] = _Piece(etag, data)
+        pieces[offset] = _Piece(tag, data)
         self.size += len(data)
         self._evict()
 
@@ -70,8 +70,8 @@ class StagedCache:
         piece = self._uploads.get(object_key, {}).get(segment.offset)
         if (
             piece is None
-            or segment.etag is None
-            or piece.etag != segment.etag
+            or segment.tag is None
+            or piece.tag != segment.tag
             or len(piece.data) != segment.size
         ):
             self.misses += 1
@@ -81,12 +81,12 @@ class StagedCache:
         return piece.data
 
     def retain(self, object_key: str, segments: Iterable[Segment]) -> None:
-        """Keep only the pieces that the committed `segments` name (same offset and ETag)."""
+        """Keep only the pieces that the committed `segments` name (same offset and tag)."""
         pieces = self._uploads.get(object_key)
         if not pieces:
             return
-        named = {(segment.offset, segment.etag) for segment in segments}
-        self.drop(object_key, [o for o, p in pieces.items() if (o, p.etag) not in named])
+        named = {(segment.offset, segment.tag) for segment in segments}
+        self.drop(object_key, [o for o, p in pieces.items() if (o, p.tag) not in named])
 
     def drop(self, object_key: str, offsets: Iterable[int]) -> None:
         pieces = self._uploads.get(object_key)
