@@ -4,8 +4,9 @@ Bucket layout (every name below the configured `s3_key_prefix`, `uploads/` by de
 
     <prefix><key>                          the finished object; while the upload is unfinished,
                                            the pending multipart upload that will become it
-    <prefix><key>.staging/<offset:020d>    a staged remainder: the bytes of one chunk, starting at
-                                           that offset, that did not fill a whole part
+    <prefix><key>.staging/<offset:020d>    with `S3_STAGING=bucket`: a staged remainder, the bytes
+                                           of one chunk, starting at that offset, that did not
+                                           fill a whole part
 
 Part sizing: every part is exactly `s3_part_size` bytes (at least 5 MiB, the S3 minimum for
 every part but the last), except the last part, which holds whatever is left when the upload
@@ -15,27 +16,27 @@ chunk pattern, and a 500 MiB file needs 100 parts, far below the limit of 10,000
 The staging rule: a write streams the chunk into a buffer of one part. Whenever the buffer
 (plus the bytes already staged) reaches a whole part, it is uploaded with UploadPart and the
 buffer starts over; a chunk aligned to the part size with nothing staged costs exactly one
-UploadPart and nothing else. A remainder smaller than a part is put as a staging object, in the
-bucket rather than on local disk, because the next chunk may reach another node. When staged
-bytes plus new bytes reach a part, the segments are folded into the part in order and the part
-is uploaded; each staged piece comes from the process's copy of the pieces it put
-(`s3_staged_cache`, only if the committed segment names that PUT's ETag), else it is downloaded
-(exactly once in its life). Memory per upload stays at about one part buffer, plus that copy.
-`finish` turns the staged remainder into the (possibly small) last part, completes the
-multipart upload and deletes the staging objects. A zero-byte upload aborts its multipart
-upload and puts an empty object instead.
+UploadPart and nothing else. A remainder smaller than a part is staged (`s3_staging`: in the
+metadata database by default, else as a staging object in the bucket; not on local disk,
+because the next chunk may reach another node). When staged bytes plus new bytes reach a part,
+the segments are folded into the part in order and the part is uploaded; each staged piece
+comes from the process's copy of the pieces it staged (`s3_staged_cache`, only if the committed
+segment names that put's tag), else it is read back (exactly once in its life). Memory per
+upload stays at about one part buffer, plus that copy. `finish` turns the staged remainder into
+the (possibly small) last part, completes the multipart upload and deletes the staged pieces. A
+zero-byte upload aborts its multipart upload and puts an empty object instead.
 
 The database is the source of truth: every call gets the committed state (multipart upload id,
 parts with their ETags, staged segments) and returns a new one. A write that is never committed
 is simply forgotten, because everything it did is overwritten by the next write from the
 committed state: part numbers derive from the committed parts (an abandoned UploadPart N is
 overwritten by the next UploadPart N, and parts beyond the committed ones are dropped by
-CompleteMultipartUpload), and staging objects are named by their start offset. For the same
-reason, staging objects folded into a part are not deleted by the write that folds them (the
+CompleteMultipartUpload), and staged pieces are named by their start offset. For the same
+reason, staged pieces folded into a part are not deleted by the write that folds them (the
 committed state may still need them if that write is abandoned): the state lists them as
-`consumed`, and the next write deletes them with one DeleteObjects, once the state that no
-longer needs them has been committed. Staging objects left over by abandoned writes are found
-by listing and deleted when the upload finishes or is terminated.
+`consumed`, and the next write deletes them, once the state that no longer needs them has been
+committed. Pieces left over by abandoned writes are deleted when the upload finishes or is
+terminated.
 
 Sidecars (a finished video's thumbnail) are small objects `<prefix><key>.sidecar/<name>`, beside
 the video; `terminate` deletes them with it, and `list_keys` counts them under the video's key.
@@ -81,7 +82,6 @@ from video_upload.storage.s3_parts import (
     BufferedPart,
     CopyPart,
     Part,
-    Segment,
     Slice,
     UploadState,
     key_of,
@@ -90,10 +90,9 @@ from video_upload.storage.s3_parts import (
 from video_upload.storage.s3_presign import S3Presigning
 from video_upload.storage.s3_requests import S3StorageError
 from video_upload.storage.s3_staged_cache import StagedCache
-from video_upload.storage.s3_staging import BucketStaging, get_all
+from video_upload.storage.s3_staging import BucketStaging, StagedPieces
 
 READ_CHUNK = 256 * 1024
-FETCH_CONCURRENCY = 8
 
 
 class S3Store(S3Presigning):
@@ -120,15 +119,9 @@ class S3Store(S3Presigning):
         self.prefix = settings.s3_key_prefix
         self.part_size = settings.s3_part_size
         self.staged_cache = StagedCache(settings.s3_staged_cache_mb * MIB)
-        self.staging_areas: dict[str, StagingArea] = {"bucket": BucketStaging(self)}
-        if database_staging is not None:
-            self.staging_areas["database"] = database_staging
-        self.staging = settings.s3_staging
-        if self.staging not in self.staging_areas:
-            raise StorageError(
-                f"S3_STAGING={self.staging} needs the metadata database's staging area",
-                retryable=False,
-            )
+        self.staged = StagedPieces(
+            BucketStaging(self), database_staging, settings.s3_staging, self.staged_cache
+        )
 
     @classmethod
     async def open(cls, settings: Settings, database_staging: StagingArea | None = None) -> S3Store:
@@ -188,7 +181,7 @@ class S3Store(S3Presigning):
         object_key = self._object_key(key)
         response = await self._request("CreateMultipartUpload", Bucket=self.bucket, Key=object_key)
         state = UploadState(
-            object_key, multipart_upload_id=str(response["UploadId"]), staging=self.staging
+            object_key, multipart_upload_id=str(response["UploadId"]), staging=self.staged.place
         )
         return state.to_dict()
 
@@ -196,9 +189,8 @@ class S3Store(S3Presigning):
         self.refuse_direct_write(upload)
         state = self._state(upload)
         state.check_unfinished(upload.offset)
-        staging = self._staging_area(state)
         if state.consumed:
-            await staging.delete(state.object_key, state.consumed)
+            await self.staged.delete(state, state.consumed)
             state.consumed = []
         self.staged_cache.retain(state.object_key, state.staged)
         offset = upload.offset
@@ -217,10 +209,7 @@ class S3Store(S3Presigning):
                     buffer = bytearray()
                     room = self.part_size
         if buffer:
-            start = offset - len(buffer)
-            tag = await staging.put(state.object_key, start, buffer)
-            state.staged.append(Segment(start, len(buffer), tag))
-            self.staged_cache.put(state.object_key, start, tag, bytes(buffer))
+            await self.staged.stage(state, offset - len(buffer), buffer)
         return WriteResult(offset=offset, state=state.to_dict())
 
     async def held(self, upload: StoredUpload) -> int:
@@ -234,8 +223,7 @@ class S3Store(S3Presigning):
         # Segments staged by the abandoned write start at or after the committed offset; parts
         # it uploaded are overwritten by the next write or dropped when the upload completes.
         offsets = [s.offset for s in written.staged if s.offset >= committed.offset]
-        self.staged_cache.drop(written.object_key, offsets)
-        await self._staging_area(written).delete(written.object_key, offsets)
+        await self.staged.delete(written, offsets)
 
     async def finish(self, upload: StoredUpload) -> StoreState:
         state = self._state(upload)
@@ -248,7 +236,7 @@ class S3Store(S3Presigning):
                 await self._put_object(state.object_key, b"")
             else:
                 if state.staged:
-                    last_part = await self._fetch_staged(state)
+                    last_part = await self.staged.fetch(state)
                     await self._upload_part(state, last_part)
                     state.staged = []
                 await self._complete(state.object_key, state.multipart_upload_id, state.parts)
@@ -256,8 +244,7 @@ class S3Store(S3Presigning):
             if isinstance(error, S3StorageError) and not error.missing:
                 raise
             await self._confirm_finished(state.object_key, upload.offset)  # finished before
-        self.staged_cache.drop_upload(state.object_key)
-        await self._staging_area(state).delete_all(state.object_key)  # abandoned writes' too
+        await self.staged.delete_all(state)
         return UploadState(state.object_key, finished=True, size=upload.offset).to_dict()
 
     async def terminate(self, upload: StoredUpload) -> None:
@@ -368,43 +355,16 @@ class S3Store(S3Presigning):
     def _state(self, upload: StoredUpload) -> UploadState:
         return UploadState.from_dict(upload.state, self._object_key(upload.key))
 
-    def _staging_area(self, state: UploadState) -> StagingArea:
-        """Where the upload's pieces are staged (its state says)."""
-        area = self.staging_areas.get(state.staging)
-        if area is None:
-            raise StorageError(
-                f"the upload's pieces are staged in the {state.staging}, which this store was"
-                " not given",
-                retryable=False,
-            )
-        return area
-
     async def _remove_upload(self, object_key: str) -> None:
-        """Delete everything the upload holds, in the bucket and among staged pieces."""
-        self.staged_cache.drop_upload(object_key)
-        await self._remove(object_key)  # the staging objects in the bucket with the rest
-        database = self.staging_areas.get("database")
-        if database is not None:
-            await database.delete_all(object_key)
-
-    async def _fetch_staged(self, state: UploadState) -> bytes:
-        """Every staged segment, joined in order: from the cache when this process staged
-        exactly that piece, else read back (each once, a few at a time)."""
-        object_key, segments = state.object_key, state.staged
-        cached = {s.offset: self.staged_cache.get(object_key, s) for s in segments}
-        pieces = {offset: data for offset, data in cached.items() if data is not None}
-        missing = [(s.offset, s.size) for s in segments if s.offset not in pieces]
-        area = self._staging_area(state)
-        for offset, data in (await get_all(area, object_key, missing, FETCH_CONCURRENCY)).items():
-            if data is None:
-                raise BytesMissing(f"the staged piece of {object_key} at {offset} is missing")
-            pieces[offset] = data
-        return b"".join(pieces[s.offset] for s in segments)
+        """Delete everything the upload holds: its objects and staged pieces, in the bucket
+        (staging objects included) and in the database."""
+        await self.staged.forget(object_key)
+        await self._remove(object_key)
 
     async def _upload_full_part(self, state: UploadState, buffer: bytearray) -> None:
         """Upload one whole part: the staged segments (folded in front) and then `buffer`."""
         if state.staged:
-            buffer[0:0] = await self._fetch_staged(state)
+            buffer[0:0] = await self.staged.fetch(state)
             consumed = [segment.offset for segment in state.staged]
             self.staged_cache.drop(state.object_key, consumed)
             state.consumed += consumed
