@@ -45,6 +45,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--server-pythonpath",
         help="run the service's code from this directory first (another checkout's src/)",
     )
+    parser.add_argument(
+        "--s3-database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the metadata database of the service in the S3 throughput section",
+    )
     parser.add_argument("--results-dir", type=Path, default=report.RESULTS_DIR)
     parser.add_argument("--no-save", action="store_true", help="print only, write no files")
     args = parser.parse_args(argv)
@@ -77,7 +83,9 @@ async def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
         runs = args.runs or (1 if quick else 3)
         with servers.workdir("seaweedfs") as root, seaweedfs.start(root) as s3:
             section = await s3requests.measure(s3, log)
-            section["throughput"] = await s3throughput.measure(s3, quick, runs, log)
+            postgres = args.s3_database == "postgres"
+            throughput_section = await s3throughput.measure(s3, quick, runs, log, postgres)
+            section["throughput"] = throughput_section
         return section
     if name == "slow_clients":
         return await slowclients.measure(*((50, 256 * KIB) if quick else (200, MIB)), log)

@@ -182,10 +182,9 @@ def table(results: dict[str, Any]) -> str:
         headers = ["scenario", "target", "MB/s", "/ raw sink", "CPU s/GiB", "peak RSS MiB"]
         parts.append(f"\n{title}\n{rows_table(headers, rows)}")
     if s3 := sections.get("s3", {}).get("throughput", {}):
-        title = (
-            "S3 throughput against SeaweedFS (medians; CPU s/GiB of the service's process tree, "
-        )
-        title += "the uploading client, SeaweedFS)"
+        database = s3.get("database", "sqlite")
+        title = f"S3 throughput against SeaweedFS (the service on {database}; medians; CPU s/GiB"
+        title += " of the service's process tree, the uploading client, SeaweedFS)"
         ratios = {name: f"ratio_{name}_vs_ceiling" for name in ("service", "direct")}
         cpu = {f"{who}_cpu_s_per_gib": ".2f" for who in ("service", "client", "s3")}
         headers = ["scenario", "path", "MB/s", "/ ceiling", "service", "client", "SeaweedFS"]

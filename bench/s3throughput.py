@@ -106,14 +106,20 @@ class Paths:
 
 
 async def measure(
-    s3: SeaweedFS, quick: bool, runs: int, log: Callable[[str], None] = print
+    s3: SeaweedFS,
+    quick: bool,
+    runs: int,
+    log: Callable[[str], None] = print,
+    postgres: bool = False,
 ) -> dict[str, Any]:
     """Every scenario along every path (after a warm-up round unless `quick`), the service
-    storing into a bucket of `s3` of its own with no proxy in between."""
+    storing into a bucket of `s3` of its own with no proxy in between, its metadata (and the
+    staged pieces) on SQLite, or on a throwaway PostgreSQL database with `postgres`."""
     bucket = f"bench-{secrets.token_hex(4)}"
     async with AsyncExitStack() as stack:
         env = s3.service_env(bucket, PART_SIZE)
-        paths = Paths(s3, bucket, stack.enter_context(service("service_s3", extra_env=env)))
+        started = service("service_s3", postgres=postgres, extra_env=env)
+        paths = Paths(s3, bucket, stack.enter_context(started))
         await paths.open(stack)
 
         def targets(scenario: Scenario, payload: memoryview) -> Targets:
@@ -129,4 +135,5 @@ async def measure(
         for name in [name for name in entry["targets"] if name != "ceiling"]:
             found = ratio(entry["targets"], name, "ceiling")
             entry[f"ratio_{name}_vs_ceiling"], entry[f"paired_{name}_vs_ceiling"] = found
-    return {"part_size_mib": PART_SIZE / MIB, **section}
+    database = "postgres" if postgres else "sqlite"
+    return {"part_size_mib": PART_SIZE / MIB, "database": database, **section}
