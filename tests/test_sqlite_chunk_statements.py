@@ -19,16 +19,20 @@ from sqlalchemy.engine import make_url
 from video_upload.domain.errors import ERR_DATABASE_UNAVAILABLE, ServiceError
 from video_upload.persistence.chunks import ChunkStatements
 from video_upload.persistence.column_codecs import Kind
+from video_upload.persistence.database import Database
 from video_upload.persistence.direct import Statement, sqlite_file
-from video_upload.persistence.engine import create_engine
+from video_upload.persistence.engine import create_engine, migrate_async
 from video_upload.persistence.errors import is_unavailable, raise_if_unavailable
 from video_upload.persistence.sqlite_direct import SQLiteDriver
+from video_upload.persistence.sqlite_inline import CHECKPOINT_BYTES
 
 INCREMENT = Statement(
     "UPDATE counters SET value = value + $2 WHERE id = $1 RETURNING value",
     parameters=(Kind.PLAIN, Kind.PLAIN),
     returns=(Kind.PLAIN,),
 )
+
+MIB = 1024 * 1024
 
 READ = Statement("SELECT value FROM counters WHERE id = $1", (Kind.PLAIN,), (Kind.PLAIN,))
 
@@ -226,6 +230,32 @@ async def test_the_wal_stays_bounded_over_thousands_of_chunk_commits(
     await commits(5_000)
     assert wal.stat().st_size <= after_first_thousand  # reused from its start, not grown
     assert counter_value(database) == 6_000
+
+
+async def test_the_wal_stays_bounded_while_hundreds_of_mib_of_staged_pieces_come_and_go(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "video-upload.db"
+    await migrate_async(f"sqlite+aiosqlite:///{path}")
+    database = Database.open(f"sqlite+aiosqlite:///{path}", 10)
+    staging, driver = database.staging, database.staging.driver
+    assert isinstance(driver, SQLiteDriver)
+    wal = path.with_name(path.name + "-wal")
+    piece = bytes(range(256)) * 4096  # 1 MiB
+    try:
+        for start in range(0, 300 * MIB, MIB):  # a 300 MiB upload in 1 MiB PATCHes
+            await staging.put("uploads/k", start, piece)
+            if start % (5 * MIB) == 4 * MIB:  # a part is full: its pieces are deleted
+                await staging.delete("uploads/k", [start - n * MIB for n in range(5)])
+            checkpoint = driver.pending_checkpoint
+            if checkpoint is not None:  # as between requests: let the checkpoint finish
+                await checkpoint
+            # what a checkpoint interval holds, plus the overhead of pages, WAL frames and the
+            # deletes: not the 300 MiB that went through
+            assert wal.stat().st_size < 1.25 * CHECKPOINT_BYTES
+        assert await staging.get("uploads/k", 295 * MIB, MIB) is None
+    finally:
+        await database.close()
 
 
 @pytest.mark.parametrize(

@@ -32,8 +32,13 @@ from video_upload.persistence.errors import is_sqlite_busy
 from video_upload.persistence.sqlite_pragmas import SQLITE_PRAGMAS
 
 # Commits between the passive checkpoints the caller runs (SQLite's own default is one per 1,000
-# WAL pages; a chunk commit writes a few pages).
+# WAL pages; a chunk commit writes a few pages)...
 CHECKPOINT_EVERY = 500
+# ... or bytes of BLOB parameters committed (the S3 store's staged pieces, up to a part each),
+# whichever comes first, so that the WAL file stays near this size whatever the pieces weigh.
+# (Cutting the file back after each checkpoint, `journal_size_limit`, cost a third more CPU per
+# staged byte: the file is grown again at once.)
+CHECKPOINT_BYTES = 128 * 1024 * 1024
 
 # The service's own, then no automatic checkpoint (see above).
 PRAGMAS = (*SQLITE_PRAGMAS, "wal_autocheckpoint=0")
@@ -42,12 +47,20 @@ PRAGMAS = (*SQLITE_PRAGMAS, "wal_autocheckpoint=0")
 class InlineSQLite:
     """One synchronous connection to the database file, used only by the event loop's thread."""
 
-    def __init__(self, database: str, *, checkpoint_every: int = CHECKPOINT_EVERY) -> None:
+    def __init__(
+        self,
+        database: str,
+        *,
+        checkpoint_every: int = CHECKPOINT_EVERY,
+        checkpoint_bytes: int = CHECKPOINT_BYTES,
+    ) -> None:
         self.database = database
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_bytes = checkpoint_bytes
         self.usable = True  # False once the database turned out not to be in WAL mode
         self._connection: sqlite3.Connection | None = None
         self._commits = 0
+        self._blob_bytes = 0
 
     def run(self, sql: str, parameters: Sequence[Any]) -> list[Any] | None:
         """Run one statement as its own transaction: its rows, committed. None when another
@@ -65,13 +78,15 @@ class InlineSQLite:
             raise
         if not sql.startswith("SELECT"):
             self._commits += 1
+            self._blob_bytes += sum(len(p) for p in parameters if isinstance(p, bytes | bytearray))
         return rows
 
     def checkpoint_due(self) -> bool:
-        """True once every `checkpoint_every` commits (then counting starts again)."""
-        if self._commits < self.checkpoint_every:
+        """True once every `checkpoint_every` commits or `checkpoint_bytes` of BLOBs committed
+        (then counting starts again)."""
+        if self._commits < self.checkpoint_every and self._blob_bytes < self.checkpoint_bytes:
             return False
-        self._commits = 0
+        self._commits = self._blob_bytes = 0
         return True
 
     def close(self) -> None:
