@@ -6,7 +6,6 @@ is stored exactly as the ORM stores the same values (UUIDs, UTC timestamps, JSON
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text, update
 
-from tests.conftest import create_database_or_skip
-from tests.support import postgres
+from tests.support.databases import database as database
+from tests.support.databases import database_url as database_url
 from tests.support.rows import orm_session
 from video_upload.domain.records import VIDEO_FIELDS, PracticeSession, Progress, Video
 from video_upload.persistence.database import Database
-from video_upload.persistence.engine import migrate, migrate_async
+from video_upload.persistence.engine import migrate_async
 from video_upload.persistence.models import VideoRow
 from video_upload.persistence.sqlite_direct import EngineDriver
 
@@ -32,32 +31,6 @@ STATE: dict[str, Any] = {
     "name": "Étude №3 🎻",
     "ok": True,
 }
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('rows') / 'rows.db'}"
-        migrate(url)
-        yield url
-        return
-    url = create_database_or_skip()
-    try:
-        migrate(url)
-        yield url
-    finally:
-        postgres.drop_database(url)
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    opened = Database.open(database_url, 10)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def every_column_set(session_id: uuid.UUID) -> Video:

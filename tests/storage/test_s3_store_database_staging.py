@@ -1,18 +1,18 @@
 """The S3 store with its staged pieces in the metadata database (`S3_STAGING=database`, the
 default), against SeaweedFS and a real database (SQLite and PostgreSQL): the bucket receives
 each byte once, inside its part; every node reads what another staged; nothing is left behind;
-and uploads staged in the bucket before the setting existed finish where they started.
+and an upload created with `S3_STAGING=bucket` finishes in the bucket after the switch.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.conftest import create_database_or_skip
-from tests.support import postgres
+from tests.support.databases import database as database
+from tests.support.databases import database_url as database_url
 from tests.support.s3_store import (
     KIB,
     MIB,
@@ -28,35 +28,8 @@ from tests.support.s3_store import (
 )
 from tests.support.s3server import leftover_objects, pending_multipart_uploads
 from video_upload.persistence.database import Database
-from video_upload.persistence.engine import migrate
 from video_upload.storage.base import StoredUpload
 from video_upload.storage.s3 import S3Store
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('staging') / 'staging.db'}"
-        migrate(url)
-        yield url
-        return
-    url = create_database_or_skip()
-    try:
-        migrate(url)
-        yield url
-    finally:
-        postgres.drop_database(url)
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    opened = Database.open(database_url, 10)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture
