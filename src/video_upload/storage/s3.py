@@ -364,11 +364,7 @@ class S3Store(S3Presigning):
     async def _upload_full_part(self, state: UploadState, buffer: bytearray) -> None:
         """Upload one whole part: the staged segments (folded in front) and then `buffer`."""
         if state.staged:
-            buffer[0:0] = await self.staged.fetch(state)
-            consumed = [segment.offset for segment in state.staged]
-            self.staged_cache.drop(state.object_key, consumed)
-            state.consumed += consumed
-            state.staged = []
+            buffer[0:0] = await self.staged.fold(state)
         await self._upload_part(state, buffer)
 
     async def _upload_part(self, state: UploadState, data: bytes | bytearray) -> None:

@@ -121,6 +121,16 @@ class StagedPieces:
                 pieces[segment.offset] = data
         return b"".join(pieces[s.offset] for s in segments)
 
+    async def fold(self, state: UploadState) -> bytes:
+        """The staged segments' bytes, for the part they go into. They become `consumed`: the
+        next write deletes them, once the state without them has been committed."""
+        data = await self.fetch(state)
+        consumed = [segment.offset for segment in state.staged]
+        self.cache.drop(state.object_key, consumed)
+        state.consumed += consumed
+        state.staged = []
+        return data
+
     async def delete(self, state: UploadState, offsets: Sequence[int]) -> None:
         """Delete the upload's pieces at `offsets` (folded into a part, or abandoned)."""
         self.cache.drop(state.object_key, offsets)
