@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
 S3_MIN_PART_SIZE = 5 * MIB
+# A part fills in memory, and a remainder below it may wait as one database value (SQLite takes
+# values up to 10^9 bytes): parts stay well below both.
+S3_MAX_PART_SIZE = 512 * MIB
 DEFAULT_UPLOAD_CHUNK_SIZE = 5 * MIB
 DEFAULT_DATABASE_MAX_CONNECTIONS = 50
 MIN_HMAC_SECRET_BYTES = 32
@@ -86,7 +89,7 @@ class Settings(BaseSettings):
     # address): presigned part and playback URLs are signed for this endpoint.
     s3_public_endpoint_url: str = ""
     s3_key_prefix: str = "uploads/"
-    s3_part_size: int = Field(default=S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE)
+    s3_part_size: int = Field(default=S3_MIN_PART_SIZE, ge=S3_MIN_PART_SIZE, le=S3_MAX_PART_SIZE)
     # Where a chunk's remainder smaller than a part waits for the rest of its part
     # (storage.s3_staging): the metadata database, or staging objects in the bucket. Uploads
     # keep the place they were created with.

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from video_upload.config import MIB, S3_MIN_PART_SIZE, Settings
+from video_upload.config import MIB, S3_MAX_PART_SIZE, S3_MIN_PART_SIZE, Settings
 
 
 def build(**values: Any) -> Settings:
@@ -96,6 +96,8 @@ def test_cors_origins_are_a_trimmed_comma_separated_list() -> None:
     ("field", "value"),
     [
         ("s3_part_size", S3_MIN_PART_SIZE - 1),
+        ("s3_part_size", S3_MAX_PART_SIZE + 1),
+        ("s3_staging", "attic"),
         ("database_max_connections", 1),
         ("max_video_size_mb", 0),
         ("max_video_duration_minutes", 0),
@@ -120,6 +122,7 @@ def test_a_value_out_of_range_or_unknown_is_refused_naming_its_setting(
     ("field", "value"),
     [
         ("s3_part_size", S3_MIN_PART_SIZE),
+        ("s3_part_size", S3_MAX_PART_SIZE),
         ("database_max_connections", 2),
         ("cleanup_interval_minutes", 0),
         ("upload_lease_seconds", 1),
