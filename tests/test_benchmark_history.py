@@ -28,9 +28,20 @@ def _results(commit: str = "abc1234", uncommitted: int = 0) -> dict[str, Any]:
                 "single_5mib": five,
                 "single_1mib": scenario(0.74, [0.7, 0.76]),
                 "concurrent_8": scenario(0.9, [0.88, 0.93]),
-            }
+            },
+            "s3": {
+                "throughput": {
+                    "part_size_mib": 5.0,
+                    "single_5mib": s3_scenario(0.88, [0.84, 0.88, 0.9]),
+                    "single_1mib": s3_scenario(0.62, [0.58, 0.62, 0.66]),
+                }
+            },
         },
     }
+
+
+def s3_scenario(ratio: float, rounds: list[float]) -> dict[str, Any]:
+    return {"ratio_service_vs_ceiling": ratio, "paired_service_vs_ceiling": rounds}
 
 
 def _cells(row: str) -> list[str]:
@@ -48,7 +59,16 @@ def test_history_row_gives_each_ratio_with_the_rounds_that_met_its_floor() -> No
         "0.90",  # no floor for the concurrent uploads
         "2.26",  # the disk alone / raw sink
         "1.25 / 1.25",
+        "0.88 (2/3)",  # S3, tus path / ceiling: rounds at or above 0.85
+        "0.62 (2/3)",  # rounds at or above 0.6
     ]
+
+
+def test_history_row_of_a_run_without_its_s3_section_says_so() -> None:
+    results = _results()
+    del results["sections"]["s3"]
+
+    assert _cells(history_row(results))[-2:] == ["-", "-"]
 
 
 def test_history_row_marks_a_run_measured_with_uncommitted_changes() -> None:
