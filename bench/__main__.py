@@ -84,8 +84,7 @@ async def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
         with servers.workdir("seaweedfs") as root, seaweedfs.start(root) as s3:
             section = await s3requests.measure(s3, log)
             postgres = args.s3_database == "postgres"
-            throughput_section = await s3throughput.measure(s3, quick, runs, log, postgres)
-            section["throughput"] = throughput_section
+            section["throughput"] = await s3throughput.measure(s3, quick, runs, log, postgres)
         return section
     if name == "slow_clients":
         return await slowclients.measure(*((50, 256 * KIB) if quick else (200, MIB)), log)

@@ -25,9 +25,8 @@ from typing import Any, cast
 from sqlalchemy import Table
 
 from video_upload.domain.records import VIDEO_FIELDS, Progress, Video
-from video_upload.persistence.column_codecs import Kind, kind_of
-from video_upload.persistence.direct import ChunkDriver, Prepared, Statement
-from video_upload.persistence.errors import raise_if_unavailable
+from video_upload.persistence.column_codecs import Kind, kinds_of
+from video_upload.persistence.direct import ChunkDriver, Prepared, Statement, run_statement
 from video_upload.persistence.models import VideoRow
 
 _videos = cast(Table, VideoRow.__table__)
@@ -35,7 +34,7 @@ _videos = cast(Table, VideoRow.__table__)
 
 def _kinds(*columns: str) -> tuple[Kind, ...]:
     """The codec kinds of `columns` of the videos table, in order."""
-    return tuple(kind_of(_videos.c[name].type) for name in columns)
+    return kinds_of(_videos, *columns)
 
 
 # Every column, in the order of `Video`'s fields: a returned row is the record's arguments.
@@ -186,9 +185,4 @@ class ChunkStatements:
     async def _run(
         self, statement: Prepared, values: Sequence[Any], *, durable: bool = False
     ) -> list[list[Any]]:
-        """Run a statement; a connection failure becomes the retryable 503."""
-        try:
-            return await self.driver.run(statement, values, durable=durable)
-        except Exception as error:
-            raise_if_unavailable(error)
-            raise
+        return await run_statement(self.driver, statement, values, durable=durable)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, Integer, LargeBinary, String, Uuid
+from sqlalchemy import JSON, Boolean, Float, Integer, LargeBinary, String, Table, Uuid
 from sqlalchemy.types import TypeEngine
 
 from video_upload.persistence.models import UTCDateTime
@@ -58,6 +58,11 @@ def kind_of(column_type: TypeEngine[Any]) -> Kind:
     if isinstance(column_type, String | Integer | Float | LargeBinary):  # Text, BigInteger too
         return Kind.PLAIN
     raise TypeError(f"no direct-statement codec for the column type {column_type!r}")
+
+
+def kinds_of(table: Table, *columns: str) -> tuple[Kind, ...]:
+    """The kinds of `columns` of `table` (a table of `persistence.models`), in order."""
+    return tuple(kind_of(table.c[name].type) for name in columns)
 
 
 class Codec:

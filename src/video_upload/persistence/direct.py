@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import URL
 
 from video_upload.persistence.column_codecs import Codec, Decoder, Encoder, Kind
+from video_upload.persistence.errors import raise_if_unavailable
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,17 @@ class ChunkDriver(Protocol):
     async def close(self) -> None:
         """Release the driver's connections (after waiting for its background work)."""
         ...
+
+
+async def run_statement(
+    driver: ChunkDriver, statement: Prepared, values: Sequence[Any], *, durable: bool = False
+) -> list[list[Any]]:
+    """Run `statement` on `driver`; a connection failure becomes the retryable 503."""
+    try:
+        return await driver.run(statement, values, durable=durable)
+    except Exception as error:
+        raise_if_unavailable(error)
+        raise
 
 
 def sqlite_file(url: URL) -> str | None:

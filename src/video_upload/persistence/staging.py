@@ -17,9 +17,8 @@ from typing import Any, cast
 
 from sqlalchemy import Table
 
-from video_upload.persistence.column_codecs import Kind, kind_of
-from video_upload.persistence.direct import ChunkDriver, Prepared, Statement
-from video_upload.persistence.errors import raise_if_unavailable
+from video_upload.persistence.column_codecs import Kind, kinds_of
+from video_upload.persistence.direct import ChunkDriver, Prepared, Statement, run_statement
 from video_upload.persistence.models import StagedPieceRow
 
 _pieces = cast(Table, StagedPieceRow.__table__)
@@ -27,7 +26,7 @@ _pieces = cast(Table, StagedPieceRow.__table__)
 
 def _kinds(*columns: str) -> tuple[Kind, ...]:
     """The codec kinds of `columns` of the staged_pieces table, in order."""
-    return tuple(kind_of(_pieces.c[name].type) for name in columns)
+    return kinds_of(_pieces, *columns)
 
 
 _KEY_AND_START = _kinds("object_key", "start")
@@ -90,9 +89,4 @@ class DatabaseStaging:
         await self._run(self._delete_all, (object_key,))
 
     async def _run(self, statement: Prepared, values: Sequence[Any]) -> list[list[Any]]:
-        """Run a statement; a connection failure becomes the retryable 503."""
-        try:
-            return await self.driver.run(statement, values)
-        except Exception as error:
-            raise_if_unavailable(error)
-            raise
+        return await run_statement(self.driver, statement, values)
